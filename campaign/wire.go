@@ -99,12 +99,14 @@ func (r *RequestID) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes all-digit ids as a JSON number and others as a string.
+// MarshalJSON writes ids that are canonical unsigned decimals ("3520", not
+// "0012" nor "+1", which are not valid JSON numbers) as a JSON number and
+// others as a string.
 func (r RequestID) MarshalJSON() ([]byte, error) {
 	if r == "" {
 		return []byte("null"), nil
 	}
-	if _, err := strconv.ParseUint(string(r), 10, 64); err == nil {
+	if n, err := strconv.ParseUint(string(r), 10, 64); err == nil && strconv.FormatUint(n, 10) == string(r) {
 		return []byte(r), nil
 	}
 	return json.Marshal(string(r))
