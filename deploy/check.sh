@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Offline checks of the operations kit. From the repository root:
+#
+#   deploy/check.sh                 # rules, rule tests, configs, dashboards, YAML
+#   deploy/check.sh scrape.txt      # ... and `promtool check metrics` on a scrape
+#                                   # (curl -s localhost:8080/metrics > scrape.txt)
+#
+# Installs promtool (Debian package "prometheus") when it is missing. Checks
+# that need a tool that is not there are skipped with a message, never
+# silently.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+deploy=deploy
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+step() { printf '\n== %s\n' "$*"; }
+skip() { printf 'SKIP: %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+# --- tools ------------------------------------------------------------------
+
+install_promtool() {
+	local sudo=()
+	if [[ $(id -u) -ne 0 ]]; then
+		command -v sudo >/dev/null || fail "promtool is missing and sudo is not available: apt-get install prometheus"
+		sudo=(sudo)
+	fi
+	echo "promtool not found: installing the Debian package prometheus (it provides promtool)"
+	if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q prometheus >"$tmp/apt.log" 2>&1; then
+		# The package lists may be stale or absent; refresh them once.
+		"${sudo[@]}" apt-get update -qq >>"$tmp/apt.log" 2>&1 || true
+		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q prometheus >>"$tmp/apt.log" 2>&1 ||
+			{ cat "$tmp/apt.log" >&2; fail "could not install promtool"; }
+	fi
+	command -v promtool >/dev/null || fail "the prometheus package did not provide promtool"
+}
+
+command -v promtool >/dev/null || install_promtool
+echo "promtool: $(promtool --version 2>&1 | head -n1)"
+
+have_pyyaml=false
+if command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
+	have_pyyaml=true
+fi
+
+# --- Prometheus ---------------------------------------------------------------
+
+step "alert rules"
+promtool check rules "$deploy/prometheus/alerts.yaml"
+
+step "alert rule tests"
+promtool test rules "$deploy/prometheus/alerts_test.yaml"
+
+step "prometheus.yml (compose)"
+promtool check config "$deploy/prometheus/prometheus.yml"
+
+# --- Grafana ----------------------------------------------------------------
+
+step "dashboards: JSON"
+command -v python3 >/dev/null || fail "python3 is needed to check the dashboards"
+for f in "$deploy"/grafana/dashboards/*.json; do
+	python3 -m json.tool "$f" >/dev/null || fail "$f is not valid JSON"
+	echo "ok $f"
+done
+
+step "dashboards: every query parses as PromQL"
+# Grafana's variables are replaced by values, and each query becomes a
+# recording rule that promtool parses.
+python3 - "$tmp/dashboard-rules.yaml" "$deploy"/grafana/dashboards/*.json <<'PY'
+import json, sys
+out, files = sys.argv[1], sys.argv[2:]
+subst = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "6h",
+         "${datasource}": "prometheus", "$job": ".*", "$instance": ".*"}
+rules = []
+def walk(panels):
+    for p in panels:
+        yield p
+        yield from walk(p.get("panels", []))
+for f in files:
+    d = json.load(open(f))
+    for p in walk(d.get("panels", [])):
+        for t in p.get("targets", []):
+            e = t.get("expr", "")
+            for k, v in subst.items():
+                e = e.replace(k, v)
+            if "$" in e:
+                sys.exit(f"{f}: panel {p.get('title')!r}: unknown variable in {e!r}")
+            rules.append({"record": f"dashboard:query{len(rules)}", "expr": e})
+json.dump({"groups": [{"name": "dashboards", "rules": rules}]}, open(out, "w"), indent=1)
+print(f"{len(rules)} queries")
+PY
+promtool check rules "$tmp/dashboard-rules.yaml"
+
+# --- metric names -------------------------------------------------------------
+
+step "metricnames.txt is current"
+if ! diff -u "$deploy/metricnames.txt" <("$deploy/list-metrics.sh"); then
+	fail "deploy/metricnames.txt is stale: deploy/list-metrics.sh > deploy/metricnames.txt"
+fi
+echo "ok $(wc -l <"$deploy/metricnames.txt") names"
+
+# --- YAML ---------------------------------------------------------------------
+
+step "YAML: every file under deploy/ parses"
+if $have_pyyaml; then
+	find "$deploy" -type f \( -name '*.yaml' -o -name '*.yml' \) -print0 | sort -z |
+		xargs -0 python3 -c '
+import sys, yaml
+for f in sys.argv[1:]:
+    try:
+        n = sum(1 for _ in yaml.safe_load_all(open(f)))
+    except yaml.YAMLError as e:
+        sys.exit(f"FAIL: {f}: {e}")
+    print("ok", f, "(%d documents)" % n)
+'
+else
+	skip "python3 with the yaml module is not available; YAML not parsed (kubectl kustomize below still parses the Kubernetes files)"
+fi
+
+# --- Kubernetes ---------------------------------------------------------------
+
+step "kustomize: the example overlay renders"
+if command -v kubectl >/dev/null; then
+	kubectl kustomize "$deploy/kubernetes/overlays/example" >"$tmp/rendered.yaml"
+	grep -E '^kind: ' "$tmp/rendered.yaml" | sort | uniq -c
+elif command -v kustomize >/dev/null; then
+	kustomize build "$deploy/kubernetes/overlays/example" >"$tmp/rendered.yaml"
+	grep -E '^kind: ' "$tmp/rendered.yaml" | sort | uniq -c
+else
+	skip "neither kubectl nor kustomize is installed"
+fi
+
+# --- NATS ---------------------------------------------------------------------
+
+step "NATS: server configurations"
+# nats-server comes from the module cache (it is a dependency of the tests),
+# so this needs no network; the first build takes a minute.
+if command -v go >/dev/null && go build -o "$tmp/nats-server" github.com/nats-io/nats-server/v2 2>"$tmp/go-build.log"; then
+	"$tmp/nats-server" -t -c "$deploy/compose/nats.conf"
+	if $have_pyyaml; then
+		# The Helm chart merges config.merge into the server configuration
+		# and config.jetstream.merge into its jetstream block. The server
+		# reads JSON, so rebuild that part of the configuration from the
+		# values and check it.
+		python3 - "$deploy/kubernetes/nats-values.yaml" "$tmp" >"$tmp/helm-nats.conf" <<'PY'
+import json, sys, yaml
+v = yaml.safe_load(open(sys.argv[1]))["config"]
+js = v["jetstream"]
+assert js["enabled"] and js["fileStore"]["enabled"], "JetStream file storage must be on"
+assert v["cluster"]["enabled"] and v["cluster"]["replicas"] >= 3, "a three-node cluster is expected"
+assert js.get("merge", {}).get("sync_interval") == "always", "sync_interval: always is expected"
+conf = {"jetstream": {"store_dir": sys.argv[2] + "/js", **js.get("merge", {})}}
+conf.update(v.get("merge", {}))
+print(json.dumps(conf, indent=1))
+PY
+		"$tmp/nats-server" -t -c "$tmp/helm-nats.conf"
+		echo " (deploy/kubernetes/nats-values.yaml)"
+	else
+		skip "python3 with the yaml module is not available; nats-values.yaml not checked"
+	fi
+else
+	skip "could not build nats-server from the module cache: $(tail -n1 "$tmp/go-build.log" 2>/dev/null)"
+fi
+
+# --- a live scrape --------------------------------------------------------------
+
+if [[ $# -gt 0 ]]; then
+	step "promtool check metrics < $1"
+	promtool check metrics <"$1"
+fi
+
+printf '\nall checks passed\n'
