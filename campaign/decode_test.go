@@ -171,15 +171,15 @@ func TestDecodeMalformed(t *testing.T) {
 
 // errorView is what the golden files record of a gateway error.
 type errorView struct {
-	Operation    string        `json:"operation"`
-	StatusCode   int           `json:"statusCode"`
-	ErrorCode    string        `json:"errorCode"`
-	Message      string        `json:"message"`
-	RetryAfter   string        `json:"retryAfter"`
-	Error        string        `json:"error"`
-	Retryable    bool          `json:"retryable"`
-	Unauthorized bool          `json:"unauthorized"`
-	Permanent    bool          `json:"permanent"`
+	Operation    string `json:"operation"`
+	StatusCode   int    `json:"statusCode"`
+	ErrorCode    string `json:"errorCode"`
+	Message      string `json:"message"`
+	RetryAfter   string `json:"retryAfter"`
+	Error        string `json:"error"`
+	Retryable    bool   `json:"retryable"`
+	Unauthorized bool   `json:"unauthorized"`
+	Permanent    bool   `json:"permanent"`
 }
 
 func TestDecodeGatewayErrors(t *testing.T) {
