@@ -1,0 +1,417 @@
+package campaign_test
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
+)
+
+// simEnv is a simulator behind a real HTTP server, and a client for it.
+type simEnv struct {
+	sim    *campaignsim.Server
+	url    string
+	client *campaign.Client
+}
+
+// newSimEnv starts a simulator with opts, lets setup prepare it, and
+// builds a client with the demo credential, changed by change.
+func newSimEnv(t *testing.T, opts campaignsim.Options, setup func(*campaignsim.Server), change func(*campaign.Config, *campaignsim.Server)) *simEnv {
+	t.Helper()
+	sim := campaignsim.New(opts)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	if setup != nil {
+		setup(sim)
+	}
+	cfg := campaign.Config{
+		BaseURL: srv.URL,
+		IMS: campaign.IMSConfig{
+			TokenURL:     srv.URL + "/ims/token/v3",
+			ClientID:     campaignsim.DemoClientID,
+			ClientSecret: campaignsim.DemoClientSecret,
+			Scopes:       []string{"openid", "AdobeID", "campaign_sdk"},
+		},
+	}
+	if change != nil {
+		change(&cfg, sim)
+	}
+	c, err := campaign.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return &simEnv{sim: sim, url: srv.URL, client: c}
+}
+
+// calls counts the simulator's calls of operation op.
+func (e *simEnv) calls(op campaignsim.Operation) int {
+	n := 0
+	for _, c := range e.sim.Calls() {
+		if c.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+// mapping returns a ready mapping acme/id with script s.
+func mapping(id string, state campaignsim.MappingState, s campaignsim.Script) campaignsim.Mapping {
+	return campaignsim.Mapping{Org: "acme", ID: id, State: state, Script: s}
+}
+
+// The POST table of the spec, against the simulator.
+func TestSimTrigger(t *testing.T) {
+	never := campaignsim.Script{Outcome: campaignsim.OutcomeNever}
+	tests := []struct {
+		name          string
+		opts          campaignsim.Options
+		mappings      []campaignsim.Mapping
+		mapping       string
+		before        int // POSTs before the one checked
+		wantKind      campaign.TriggerKind
+		wantStatus    campaign.Status
+		wantInfo      string // a format with the mapping id
+		wantRequestID campaign.RequestID
+	}{
+		{"accepted", campaignsim.Options{}, []campaignsim.Mapping{mapping("XDM44", "", never)}, "XDM44", 0,
+			campaign.TriggerAccepted, campaign.StatusSuccess, campaign.InfoTriggerAccepted, "3520"},
+		{"already in progress", campaignsim.Options{}, []campaignsim.Mapping{mapping("XDM44", "", never)}, "XDM44", 1,
+			campaign.TriggerBusy, campaign.StatusInProgress, campaign.InfoTriggerInProgress, "3520"},
+		{"not stopped", campaignsim.Options{}, []campaignsim.Mapping{mapping("XDM95", campaignsim.StateNotStopped, never)}, "XDM95", 0,
+			campaign.TriggerNotStopped, campaign.StatusFailed, campaign.InfoTriggerNotStopped, ""},
+		{"not published", campaignsim.Options{}, []campaignsim.Mapping{mapping("TestDoc", campaignsim.StateNotPublished, never)}, "TestDoc", 0,
+			campaign.TriggerNotPublished, campaign.StatusFailed, campaign.InfoTriggerNotPublished, ""},
+		{"unknown mapping of a known org", campaignsim.Options{}, []campaignsim.Mapping{mapping("XDM44", "", never)}, "test234", 0,
+			campaign.TriggerNotPublished, campaign.StatusFailed, campaign.InfoTriggerNotPublished, ""},
+		{"failed answered as 400", campaignsim.Options{FailedHTTPStatus: 400}, []campaignsim.Mapping{mapping("XDM95", campaignsim.StateNotStopped, never)}, "XDM95", 0,
+			campaign.TriggerNotStopped, campaign.StatusFailed, campaign.InfoTriggerNotStopped, ""},
+		{"request ids increase", campaignsim.Options{FirstRequestID: 9000}, []campaignsim.Mapping{mapping("A", "", never), mapping("B", "", never)}, "B", 0,
+			campaign.TriggerAccepted, campaign.StatusSuccess, campaign.InfoTriggerAccepted, "9000"},
+		{"hostile mapping id", campaignsim.Options{}, []campaignsim.Mapping{mapping("../x?a#b", "", never)}, "../x?a#b", 0,
+			campaign.TriggerAccepted, campaign.StatusSuccess, campaign.InfoTriggerAccepted, "3520"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newSimEnv(t, tt.opts, func(s *campaignsim.Server) {
+				for _, m := range tt.mappings {
+					s.PutMapping(m)
+				}
+			}, nil)
+			ctx := context.Background()
+			for range tt.before {
+				if _, err := env.client.Trigger(ctx, "acme", tt.mapping); err != nil {
+					t.Fatalf("earlier Trigger: %v", err)
+				}
+			}
+			got, err := env.client.Trigger(ctx, "acme", tt.mapping)
+			if err != nil {
+				t.Fatalf("Trigger: %v", err)
+			}
+			want := campaign.TriggerResponse{RequestID: tt.wantRequestID, Info: fmt.Sprintf(tt.wantInfo, tt.mapping), Status: tt.wantStatus}
+			if got != want || got.Kind() != tt.wantKind {
+				t.Errorf("got %+v (%v), want %+v (%v)", got, got.Kind(), want, tt.wantKind)
+			}
+		})
+	}
+}
+
+// The GET table of the spec, against the simulator.
+func TestSimStatus(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       campaignsim.Options
+		script     campaignsim.Script
+		polls      int // GETs; the last is checked
+		wantStatus campaign.Status
+		wantInfo   string // a format with the mapping id
+		wantNum    int64
+		wantBatch  string
+		wantCode   string
+	}{
+		{"success", campaignsim.Options{}, campaignsim.Script{Records: 15}, 1,
+			campaign.StatusSuccess, campaign.InfoStatusSuccess, 15, "", ""},
+		{"fetch failure", campaignsim.Options{}, campaignsim.Script{Outcome: campaignsim.OutcomeFetchFailure}, 1,
+			campaign.StatusFailed, campaign.InfoStatusFetchFailed, 0, "", campaign.CodeFetchFailed},
+		{"upload failure", campaignsim.Options{}, campaignsim.Script{Outcome: campaignsim.OutcomeUploadFailure, BatchID: "a27d800531ac4d95945a2bc234eb0d86"}, 1,
+			campaign.StatusFailed, campaign.InfoStatusUploadFail, 0, "a27d800531ac4d95945a2bc234eb0d86", campaign.CodeUploadFailed},
+		{"aborted", campaignsim.Options{}, campaignsim.Script{Outcome: campaignsim.OutcomeAborted}, 1,
+			campaign.StatusAborted, campaign.InfoStatusAborted, 0, "", ""},
+		{"in progress", campaignsim.Options{}, campaignsim.Script{Records: 15, Polls: 3}, 2,
+			campaign.StatusInProgress, campaign.InfoStatusInProgress, 0, "", ""},
+		{"success on the third poll", campaignsim.Options{}, campaignsim.Script{Records: 15, Polls: 3}, 3,
+			campaign.StatusSuccess, campaign.InfoStatusSuccess, 15, "", ""},
+		{"never ends", campaignsim.Options{}, campaignsim.Script{Outcome: campaignsim.OutcomeNever}, 4,
+			campaign.StatusInProgress, campaign.InfoStatusInProgress, 0, "", ""},
+		{"failed answered as 422", campaignsim.Options{FailedHTTPStatus: 422}, campaignsim.Script{Outcome: campaignsim.OutcomeFetchFailure}, 1,
+			campaign.StatusFailed, campaign.InfoStatusFetchFailed, 0, "", campaign.CodeFetchFailed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newSimEnv(t, tt.opts, func(s *campaignsim.Server) { s.PutMapping(mapping("XDM44", "", tt.script)) }, nil)
+			ctx := context.Background()
+			tr, err := env.client.Trigger(ctx, "acme", "XDM44")
+			if err != nil || tr.Kind() != campaign.TriggerAccepted {
+				t.Fatalf("Trigger: %+v, %v", tr, err)
+			}
+			var got campaign.StatusResponse
+			for range tt.polls {
+				if got, err = env.client.Status(ctx, "acme", "XDM44", string(tr.RequestID)); err != nil {
+					t.Fatalf("Status: %v", err)
+				}
+			}
+			want := campaign.StatusResponse{BatchID: tt.wantBatch, Info: fmt.Sprintf(tt.wantInfo, "XDM44"),
+				NumRecords: tt.wantNum, RequestID: tr.RequestID, Status: tt.wantStatus}
+			if got != want || got.ErrorCode() != tt.wantCode {
+				t.Errorf("got %+v (code %q), want %+v (code %q)", got, got.ErrorCode(), want, tt.wantCode)
+			}
+			if n := env.calls(campaignsim.OpToken); n != 1 {
+				t.Errorf("%d token calls, want 1 (cached)", n)
+			}
+		})
+	}
+}
+
+// stripHeader is a RoundTripper that drops a header, like a broken proxy.
+type stripHeader struct {
+	base   http.RoundTripper
+	header string
+}
+
+func (s stripHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Del(s.header)
+	return s.base.RoundTrip(r)
+}
+
+// The gateway error table of the spec (and the simulator's faults),
+// against the simulator.
+func TestSimErrors(t *testing.T) {
+	const (
+		retry = 1 << iota
+		unauth
+		perm
+		malformed
+	)
+	ready := func(s *campaignsim.Server) {
+		s.PutMapping(mapping("XDM44", "", campaignsim.Script{Outcome: campaignsim.OutcomeNever}))
+	}
+	fault := func(f campaignsim.Fault) func(*campaignsim.Server) {
+		return func(s *campaignsim.Server) {
+			ready(s)
+			s.InjectFault(f)
+		}
+	}
+	staticToken := func(tok string) func(*campaign.Config, *campaignsim.Server) {
+		return func(cfg *campaign.Config, _ *campaignsim.Server) {
+			cfg.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
+			cfg.APIKey = campaignsim.DemoClientID
+		}
+	}
+	withClient := func(c campaignsim.Client) campaignsim.Options {
+		return campaignsim.Options{Clients: []campaignsim.Client{c}}
+	}
+	asClient := func(id, secret string) func(*campaign.Config, *campaignsim.Server) {
+		return func(cfg *campaign.Config, _ *campaignsim.Server) {
+			cfg.IMS.ClientID, cfg.IMS.ClientSecret = id, secret
+		}
+	}
+	tests := []struct {
+		name    string
+		opts    campaignsim.Options
+		setup   func(*campaignsim.Server)
+		change  func(*campaign.Config, *campaignsim.Server)
+		op      string // campaign.OpTrigger or campaign.OpStatus
+		org     string // default "acme"
+		wantErr bool   // false: the call succeeds (after the client's one retry)
+		// expireFirst triggers and polls once with a valid token, then
+		// expires every token before the call checked.
+		expireFirst bool
+
+		wantOp     string // default op
+		wantStatus int
+		wantCode   string
+		wantMsg    string
+		class      int
+		retryAfter time.Duration
+		wantAPI    int // calls of op the simulator saw; -1: not checked (a call the client gave up on may be logged late)
+		wantTokens int // token calls the simulator saw
+	}{
+		{name: "401013 token not valid", setup: ready, change: staticToken("not-a-sim-token"), op: campaign.OpTrigger, wantErr: true,
+			wantStatus: 401, wantCode: "401013", class: unauth, wantAPI: 2},
+		{name: "401013 token expired: one fresh token, one retry", setup: ready, op: campaign.OpStatus, expireFirst: true,
+			wantAPI: 3, wantTokens: 2},
+		{name: "403000 api key missing", setup: ready, op: campaign.OpTrigger, wantErr: true,
+			change: func(cfg *campaign.Config, _ *campaignsim.Server) {
+				cfg.Transport = stripHeader{campaign.NewTransport(nil), "X-Api-Key"}
+			},
+			wantStatus: 403, wantCode: "403000", class: perm, wantAPI: 1, wantTokens: 1},
+		{name: "403003 api key invalid", setup: ready, op: campaign.OpTrigger, wantErr: true,
+			change:     func(cfg *campaign.Config, _ *campaignsim.Server) { cfg.APIKey = "not-a-key" },
+			wantStatus: 403, wantCode: "403003", class: perm, wantAPI: 1, wantTokens: 1},
+		{name: "403010 token missing: one retry, then permanent", setup: ready, op: campaign.OpTrigger, wantErr: true,
+			change: func(cfg *campaign.Config, _ *campaignsim.Server) {
+				cfg.Transport = stripHeader{campaign.NewTransport(nil), "Authorization"}
+			},
+			wantStatus: 403, wantCode: "403010", class: unauth | perm, wantAPI: 2, wantTokens: 2},
+		{name: "403020 token of another client: one retry, then permanent", op: campaign.OpTrigger, wantErr: true,
+			opts: campaignsim.Options{Clients: []campaignsim.Client{
+				{ID: "alice", Secret: "alice-secret", SQLRole: true},
+				{ID: "bob", Secret: "bob-secret", SQLRole: true},
+			}},
+			setup: ready,
+			change: func(cfg *campaign.Config, s *campaignsim.Server) {
+				tok, err := s.IssueToken("bob")
+				if err != nil {
+					panic(err)
+				}
+				cfg.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
+				cfg.APIKey = "alice"
+			},
+			wantStatus: 403, wantCode: "403020", class: unauth | perm, wantAPI: 2},
+		{name: "403023 profile not valid", op: campaign.OpTrigger, wantErr: true,
+			opts:  withClient(campaignsim.Client{ID: "c", Secret: "c-secret", SQLRole: true, Orgs: []string{"other"}}),
+			setup: ready, change: asClient("c", "c-secret"),
+			wantStatus: 403, wantCode: "403023", class: perm, wantAPI: 1, wantTokens: 1},
+		{name: "403 without the SQL function execution role", op: campaign.OpTrigger, wantErr: true,
+			opts:  withClient(campaignsim.Client{ID: "c", Secret: "c-secret", SQLRole: false}),
+			setup: ready, change: asClient("c", "c-secret"),
+			wantStatus: 403, wantCode: "", class: perm, wantAPI: 1, wantTokens: 1},
+		{name: "429050 with Retry-After", op: campaign.OpTrigger, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: 2 * time.Second}),
+			wantStatus: 429, wantCode: "429050", class: retry, retryAfter: 2 * time.Second, wantAPI: 1, wantTokens: 1},
+		{name: "429001 usage limit", op: campaign.OpStatus, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429001", RetryAfter: 30 * time.Second}),
+			wantStatus: 429, wantCode: "429001", class: retry, retryAfter: 30 * time.Second, wantAPI: 1, wantTokens: 1},
+		{name: "429002 too many requests", op: campaign.OpStatus, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429002", RetryAfter: time.Second}),
+			wantStatus: 429, wantCode: "429002", class: retry, retryAfter: time.Second, wantAPI: 1, wantTokens: 1},
+		{name: "500 unknown tenant", op: campaign.OpTrigger, org: "nobody", wantErr: true, setup: ready,
+			wantStatus: 500, wantMsg: campaign.MessageBadURI, class: retry, wantAPI: 1, wantTokens: 1},
+		{name: "502", op: campaign.OpStatus, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 502}),
+			wantStatus: 502, wantCode: "502000", class: retry, wantAPI: 1, wantTokens: 1},
+		{name: "503", op: campaign.OpTrigger, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError}),
+			wantStatus: 503, wantCode: "503000", class: retry, wantAPI: 1, wantTokens: 1},
+		{name: "504", op: campaign.OpStatus, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 504}),
+			wantStatus: 504, wantCode: "504000", class: retry, wantAPI: 1, wantTokens: 1},
+		{name: "connection dropped", op: campaign.OpTrigger, wantErr: true,
+			setup: fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultDrop}),
+			class: retry, wantAPI: 1, wantTokens: 1},
+		{name: "malformed body", op: campaign.OpStatus, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultMalformed}),
+			wantStatus: 200, class: retry | malformed, wantAPI: 1, wantTokens: 1},
+		{name: "oversized body", op: campaign.OpStatus, wantErr: true,
+			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultOversized}),
+			wantStatus: 200, class: retry | malformed, wantAPI: 1, wantTokens: 1},
+		{name: "one spurious 401: retried with a fresh token", op: campaign.OpTrigger, wantErr: false,
+			setup:   fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultUnauthorized, Count: 1}),
+			wantAPI: 2, wantTokens: 2},
+		{name: "latency past the client's timeout", op: campaign.OpStatus, wantErr: true,
+			setup: fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultLatency, Latency: time.Minute}),
+			change: func(cfg *campaign.Config, s *campaignsim.Server) {
+				// A token issued beforehand: only the status call can time out.
+				tok, err := s.IssueToken(campaignsim.DemoClientID)
+				if err != nil {
+					panic(err)
+				}
+				staticToken(tok)(cfg, s)
+				cfg.Timeout = 300 * time.Millisecond
+			},
+			class: retry, wantAPI: -1},
+		{name: "unknown request id", op: campaign.OpStatus, wantErr: true,
+			setup:      func(s *campaignsim.Server) { ready(s) }, // the status call asks for request 999999
+			wantStatus: 404, class: perm, wantAPI: 1, wantTokens: 1},
+		{name: "token: wrong client secret", op: campaign.OpTrigger, wantErr: true, setup: ready,
+			change: asClient(campaignsim.DemoClientID, "wrong-secret"), wantOp: campaign.OpToken,
+			wantStatus: 401, wantCode: "invalid_client", class: unauth | perm, wantTokens: 1},
+		{name: "token: unauthorized fault", op: campaign.OpTrigger, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultUnauthorized}),
+			wantOp: campaign.OpToken, wantStatus: 401, wantCode: "invalid_client", class: unauth | perm, wantTokens: 1},
+		{name: "token: 503", op: campaign.OpTrigger, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError}),
+			wantOp: campaign.OpToken, wantStatus: 503, wantCode: "503000", class: retry, wantTokens: 1},
+		{name: "token: dropped", op: campaign.OpTrigger, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultDrop}),
+			wantOp: campaign.OpToken, class: retry, wantTokens: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newSimEnv(t, tt.opts, tt.setup, tt.change)
+			org := tt.org
+			if org == "" {
+				org = "acme"
+			}
+			ctx := context.Background()
+			requestID := "999999"
+			if tt.expireFirst {
+				tr, err := env.client.Trigger(ctx, org, "XDM44")
+				if err != nil {
+					t.Fatalf("Trigger: %v", err)
+				}
+				requestID = string(tr.RequestID)
+				if _, err := env.client.Status(ctx, org, "XDM44", requestID); err != nil {
+					t.Fatalf("first Status: %v", err)
+				}
+				env.sim.ExpireTokens()
+			}
+			var err error
+			if tt.op == campaign.OpTrigger {
+				_, err = env.client.Trigger(ctx, org, "XDM44")
+			} else {
+				_, err = env.client.Status(ctx, org, "XDM44", requestID)
+			}
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("got %v, want success", err)
+				}
+			} else {
+				checkAPIError(t, err, cmp.Or(tt.wantOp, tt.op), tt.wantStatus, tt.wantCode, tt.wantMsg, tt.retryAfter)
+				class := 0
+				for bit, f := range map[int]func(error) bool{
+					retry: campaign.Retryable, unauth: campaign.Unauthorized, perm: campaign.Permanent,
+					malformed: func(err error) bool { return errors.Is(err, campaign.ErrMalformed) },
+				} {
+					if f(err) {
+						class |= bit
+					}
+				}
+				if class != tt.class {
+					t.Errorf("class %04b, want %04b (malformed|perm|unauth|retry): %v", class, tt.class, err)
+				}
+			}
+			simOp := campaignsim.Operation(tt.op)
+			if got := env.calls(simOp); tt.wantAPI >= 0 && got != tt.wantAPI {
+				t.Errorf("simulator saw %d %s calls, want %d", got, tt.op, tt.wantAPI)
+			}
+			if got := env.calls(campaignsim.OpToken); got != tt.wantTokens {
+				t.Errorf("simulator saw %d token calls, want %d", got, tt.wantTokens)
+			}
+		})
+	}
+}
+
+// checkAPIError checks the fields of err, an *APIError.
+func checkAPIError(t *testing.T, err error, op string, status int, code, msg string, retryAfter time.Duration) {
+	t.Helper()
+	var e *campaign.APIError
+	if !errors.As(err, &e) {
+		t.Fatalf("got %v, want an *APIError", err)
+	}
+	if e.Operation != op || e.StatusCode != status || e.ErrorCode != code || (msg != "" && e.Message != msg) {
+		t.Errorf("got %s %d %q %q, want %s %d %q %q", e.Operation, e.StatusCode, e.ErrorCode, e.Message, op, status, code, msg)
+	}
+	if d, _ := campaign.RetryAfterOf(err); d != retryAfter {
+		t.Errorf("RetryAfterOf = %v, want %v", d, retryAfter)
+	}
+}
