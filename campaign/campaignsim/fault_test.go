@@ -69,7 +69,10 @@ func TestFaultKinds(t *testing.T) {
 			}
 			calls := e.sim.Calls()
 			if len(calls) != 1 || calls[0].Fault != tt.fault.Kind || calls[0].Op != tt.op || calls[0].HTTPStatus != tt.wantCode {
-				t.Errorf("call log %+v, want one %s call with fault %q and HTTP %d", calls, tt.op, tt.fault.Kind, tt.wantCode)
+				t.Fatalf("call log %+v, want one %s call with fault %q and HTTP %d", calls, tt.op, tt.fault.Kind, tt.wantCode)
+			}
+			if tt.op == OpStatus && calls[0].RequestID != "3520" {
+				t.Errorf("call log of a faulted status call: requestId %q, want the one asked for", calls[0].RequestID)
 			}
 		})
 	}

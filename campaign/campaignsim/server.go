@@ -149,8 +149,11 @@ func (s *Server) api(op Operation, h func(*http.Request, *Call) answer) http.Han
 			c.Fault = FaultLatency
 		}
 		var a answer
-		if f == nil || f.AfterProcessing {
+		switch {
+		case f == nil || f.AfterProcessing:
 			a = h(r, &c)
+		case op == OpStatus:
+			c.RequestID = r.URL.Query().Get("requestId") // for the call log
 		}
 		if f != nil {
 			c.Fault = f.Kind
