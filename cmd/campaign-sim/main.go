@@ -110,6 +110,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
+	logger.Info("campaign-sim: stopped")
 	return err
 }
 
