@@ -46,6 +46,7 @@ type authState struct {
 	clients map[string]*Client // by ID
 	keys    map[string]*Client // by APIKey
 	tokens  map[string]token
+	sweepAt int // token count that triggers the next sweep of expired tokens
 }
 
 func (a *authState) init() {
@@ -84,23 +85,25 @@ func (s *Server) IssueToken(clientID string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("campaignsim: unknown client %q", clientID)
 	}
-	return a.issue(c, s.now(), s.tokenTTL), nil
+	return a.issue(c, clientID, s.now(), s.tokenTTL), nil
 }
 
-// tokenSweepAt is the token count above which issuing a token first forgets
-// the expired ones.
-const tokenSweepAt = 10_000
+// minTokenSweep is the token count below which expired tokens are kept.
+const minTokenSweep = 10_000
 
-func (a *authState) issue(c *Client, now time.Time, ttl time.Duration) string {
-	tok := newAccessToken(c.ID, now, ttl)
+// issue mints a token of client c (whose id is id) and stores it. When the
+// store has doubled since the last sweep, it first forgets expired tokens.
+func (a *authState) issue(c *Client, id string, now time.Time, ttl time.Duration) string {
+	tok := newAccessToken(id, now, ttl)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if len(a.tokens) >= tokenSweepAt {
+	if len(a.tokens) >= max(a.sweepAt, minTokenSweep) {
 		for k, t := range a.tokens {
 			if !now.Before(t.expires) {
 				delete(a.tokens, k)
 			}
 		}
+		a.sweepAt = 2 * len(a.tokens)
 	}
 	a.tokens[tok] = token{client: c, expires: now.Add(ttl)}
 	return tok
@@ -249,7 +252,7 @@ func (s *Server) token(r *http.Request, c *Call) answer {
 	}
 	expiresIn := max(int64(s.tokenTTL/time.Second)-1, 1)
 	return answer{http.StatusOK, mustJSON(campaign.TokenResponse{
-		AccessToken: a.issue(client, now, s.tokenTTL),
+		AccessToken: a.issue(client, id, now, s.tokenTTL),
 		TokenType:   "bearer",
 		ExpiresIn:   expiresIn,
 	})}

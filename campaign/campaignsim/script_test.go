@@ -244,3 +244,65 @@ func TestDemoMappings(t *testing.T) {
 		{advance: 2 * time.Second, call: "get", requestID: "3521", wantStatus: success, wantID: "3521"},
 	})
 }
+
+func TestExpiredTokensForgotten(t *testing.T) {
+	e := newEnv(t, Options{TokenTTL: time.Minute}) // holds one token
+	for range minTokenSweep - 1 {
+		e.issue(DemoClientID)
+	}
+	e.clock.Advance(time.Minute)
+	fresh := e.issue(DemoClientID)
+	e.sim.auth.mu.RLock()
+	n := len(e.sim.auth.tokens)
+	e.sim.auth.mu.RUnlock()
+	if n != 1 {
+		t.Errorf("%d tokens kept after a sweep, want only the fresh one", n)
+	}
+	if r := e.do("GET", ingestPath("acme", "X")+"?requestId=1", authHeader(DemoClientID, fresh), ""); r.code != 500 {
+		t.Errorf("fresh token after the sweep: HTTP %d %s, want 500 (authorized; unknown org)", r.code, r.body)
+	}
+}
+
+// TestConcurrentUse drives every part of the server at once; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	e := newEnv(t, Options{CallLogLimit: 100}, DemoMappings("acme")...)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				m := []string{"XDM44", "XDMFETCH", "XDMNEVER", "XDMFLAKY"}[(g+i)%4]
+				if _, err := e.try(http.MethodPost, ingestPath("acme", m), e.auth(), ""); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := e.try(http.MethodGet, ingestPath("acme", m)+"?requestId=3520", e.auth(), ""); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 50 {
+			id := e.sim.InjectFault(Fault{Kind: FaultLatency, Latency: time.Microsecond, Rate: 0.5})
+			e.sim.PutMapping(Mapping{Org: "acme", ID: "XDM44", Script: Script{Records: int64(i)}})
+			e.sim.AddClient(Client{ID: "other", Secret: "s"})
+			if _, err := e.sim.IssueToken("other"); err != nil {
+				errs <- err
+				return
+			}
+			_, _, _ = e.sim.Calls(), e.sim.Requests(), e.sim.Faults()
+			e.sim.RemoveFault(id)
+			e.clock.Advance(time.Second)
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(e.sim.Calls()); n != 100 {
+		t.Errorf("call log holds %d calls, want its limit 100", n)
+	}
+}

@@ -17,7 +17,6 @@ package campaignsim
 
 import (
 	"cmp"
-	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -84,7 +83,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{
 		now:              opts.Now,
-		log:              cmp.Or(opts.Logger, slog.New(slog.NewTextHandler(io.Discard, nil))),
+		log:              cmp.Or(opts.Logger, slog.New(slog.DiscardHandler)),
 		tokenTTL:         cmp.Or(opts.TokenTTL, 24*time.Hour),
 		failedHTTPStatus: cmp.Or(opts.FailedHTTPStatus, http.StatusOK),
 		mappings:         make(map[mappingKey]*mappingEntry),
