@@ -1,0 +1,62 @@
+package ingest
+
+import (
+	"encoding/base64"
+	"regexp"
+)
+
+// Phase is where a job stands, as recorded in the job state.
+type Phase string
+
+// The phases of a job record.
+const (
+	// PhaseClaimed: a command whose id did not come from its Nats-Msg-Id
+	// holds the id before it triggers, so that a second message with the
+	// same id does not trigger again.
+	PhaseClaimed Phase = "claimed"
+	// PhaseWaiting: the mapping was busy with another request (RequestID) and
+	// the busy policy is "wait"; the job triggers its own once that ends.
+	PhaseWaiting Phase = "waiting"
+	// PhaseRunning: the job's own request (RequestID) is being polled.
+	PhaseRunning Phase = "running"
+	// PhaseDone: the terminal event was published (Outcome).
+	PhaseDone Phase = "done"
+)
+
+// Record is a job's durable state: one per command id, in the KV bucket
+// INGEST_JOBS. A redelivered command resumes from it and never triggers twice.
+type Record struct {
+	CommandID     string    `json:"commandId"`
+	CorrelationID string    `json:"correlationId,omitempty"`
+	Organization  string    `json:"organization"`
+	MappingID     string    `json:"mappingId"`
+	Phase         Phase     `json:"phase"`
+	RequestID     string    `json:"requestId,omitempty"`
+	Attempt       int       `json:"attempt"`
+	Polls         int       `json:"polls"`
+	Status        string    `json:"status,omitempty"`
+	Outcome       EventType `json:"outcome,omitempty"`
+	Reason        Reason    `json:"reason,omitempty"`
+	TriggeredAt   Time      `json:"triggeredAt,omitzero"`
+	UpdatedAt     Time      `json:"updatedAt,omitzero"`
+}
+
+var plainKeyRE = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,199}$`)
+
+// RecordKey is the KV key of a command id: the id itself when it is a valid
+// key without dots at its ends, else "b64." and its unpadded base64url form.
+func RecordKey(commandID string) string {
+	if plainKeyRE.MatchString(commandID) && commandID[len(commandID)-1] != '.' && !hasEmptyToken(commandID) {
+		return commandID
+	}
+	return "b64." + base64.RawURLEncoding.EncodeToString([]byte(commandID))
+}
+
+func hasEmptyToken(s string) bool {
+	for i := 1; i < len(s); i++ {
+		if s[i] == '.' && s[i-1] == '.' {
+			return true
+		}
+	}
+	return false
+}

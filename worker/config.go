@@ -1,0 +1,110 @@
+// Package worker wires the worker's parts together: configuration, NATS (or
+// an embedded server), the Campaign client (or the in-process simulator),
+// the consumer and the metrics server. cmd/ingest-worker, the tests and the
+// benchmark run it.
+package worker
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+
+	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/natsconn"
+)
+
+// Config is the worker's configuration, read from INGEST_* variables
+// (`ingest-worker -h` prints them with their defaults).
+type Config struct {
+	NATS             natsconn.Config `split_words:"true"`
+	DataDir          string          `split_words:"true" default:"./data" desc:"the embedded NATS server's storage (used when INGEST_NATS_URL is empty)"`
+	EmbeddedListen   string          `split_words:"true" default:"127.0.0.1:4222" desc:"where the embedded NATS server listens"`
+	EmbeddedLazySync bool            `split_words:"true" default:"false" desc:"embedded server: do not fsync every write (faster, loses acknowledged writes on power loss)"`
+
+	CampaignURL     string        `split_words:"true" default:"https://mc.adobe.io" desc:"Campaign API base; /<org>/campaign/... is appended"`
+	IMS             IMS           `split_words:"true"`
+	APIKey          string        `split_words:"true" desc:"X-Api-Key; default the client id"`
+	APITimeout      time.Duration `split_words:"true" default:"10s" desc:"timeout of one API or token call"`
+	APIRetries      int           `split_words:"true" default:"4" desc:"calls of one operation within a delivery when the API fails transiently"`
+	APIRetryInitial time.Duration `split_words:"true" default:"1s" desc:"first backoff between those calls (Retry-After wins)"`
+	APIRetryMax     time.Duration `split_words:"true" default:"30s" desc:"largest backoff between those calls"`
+	APIRateLimit    float64       `split_words:"true" default:"0" desc:"API calls per second per worker; 0 = unlimited"`
+
+	Simulate     bool   `split_words:"true" default:"false" desc:"run the Campaign simulator in process (demo mappings for org acme) and call it"`
+	SimulateAddr string `split_words:"true" default:"127.0.0.1:8090" desc:"where the in-process simulator listens (its /_sim/calls shows the call log)"`
+
+	HTTPAddr string `split_words:"true" default:":8080" desc:"/metrics, /healthz, /readyz"`
+	Pprof    bool   `split_words:"true" default:"false" desc:"serve /debug/pprof/ on INGEST_HTTP_ADDR"`
+	LogLevel string `split_words:"true" default:"info" desc:"debug, info, warn or error"`
+
+	MaxInFlight     int           `split_words:"true" default:"100" desc:"concurrent jobs per worker"`
+	PollInitial     time.Duration `split_words:"true" default:"5s" desc:"first wait between status checks (after an immediate first check)"`
+	PollMax         time.Duration `split_words:"true" default:"60s" desc:"largest wait between status checks (waits grow x1.5, with jitter)"`
+	JobTimeout      time.Duration `split_words:"true" default:"6h" desc:"default and largest job deadline, from the command's publication"`
+	AckWait         time.Duration `split_words:"true" default:"30s" desc:"consumer AckWait; running jobs send InProgress every AckWait/3"`
+	MaxDeliver      int           `split_words:"true" default:"10" desc:"consumer MaxDeliver; the last delivery ends in a terminal event"`
+	MaxAckPending   int           `split_words:"true" default:"10000" desc:"consumer MaxAckPending, across all replicas"`
+	RedeliverDelay  time.Duration `split_words:"true" default:"15s" desc:"delay of a command handed back because the API is unavailable"`
+	BusyPolicy      string        `split_words:"true" default:"wait" desc:"mapping already ingesting: wait for it then trigger, or attach to it"`
+	ResubmitAborted int           `split_words:"true" default:"1" desc:"automatic resubmits after Aborted"`
+
+	CreateStreams bool          `split_words:"true" default:"true" desc:"create or update streams, consumer and bucket at start; false only checks them"`
+	Replicas      int           `split_words:"true" default:"1" desc:"replicas of streams, consumer and bucket (3 on a JetStream cluster)"`
+	JobTTL        time.Duration `split_words:"true" default:"168h" desc:"how long job state is kept in INGEST_JOBS"`
+	EventsMaxAge  time.Duration `split_words:"true" default:"168h" desc:"retention of INGEST_EVENTS"`
+}
+
+// IMS is the OAuth server-to-server credential (INGEST_IMS_*).
+type IMS struct {
+	URL              string   `split_words:"true" default:"https://ims-na1.adobelogin.com/ims/token/v3" desc:"Adobe IMS token endpoint"`
+	ClientID         string   `split_words:"true" desc:"OAuth server-to-server client id"`
+	ClientSecret     string   `split_words:"true" desc:"OAuth client secret (or INGEST_IMS_CLIENT_SECRET_FILE)"`
+	ClientSecretFile string   `split_words:"true" desc:"file holding the OAuth client secret"`
+	Scopes           []string `split_words:"true" desc:"comma-separated OAuth scopes"`
+}
+
+// Validate checks values envconfig cannot, and reads secret files.
+func (c *Config) Validate() error {
+	switch ingest.BusyPolicy(c.BusyPolicy) {
+	case ingest.BusyWait, ingest.BusyAttach:
+	default:
+		return fmt.Errorf("INGEST_BUSY_POLICY=%q: want wait or attach", c.BusyPolicy)
+	}
+	if c.MaxInFlight < 1 {
+		return fmt.Errorf("INGEST_MAX_IN_FLIGHT=%d: want at least 1", c.MaxInFlight)
+	}
+	if c.MaxDeliver < 2 {
+		return fmt.Errorf("INGEST_MAX_DELIVER=%d: want at least 2 so that a job can be handed back", c.MaxDeliver)
+	}
+	if c.AckWait < 3*time.Second {
+		return fmt.Errorf("INGEST_ACK_WAIT=%s: want at least 3s", c.AckWait)
+	}
+	if c.ResubmitAborted < 0 {
+		return fmt.Errorf("INGEST_RESUBMIT_ABORTED=%d: want 0 or more", c.ResubmitAborted)
+	}
+	if c.IMS.ClientSecretFile != "" {
+		b, err := os.ReadFile(c.IMS.ClientSecretFile)
+		if err != nil {
+			return fmt.Errorf("INGEST_IMS_CLIENT_SECRET_FILE: %w", err)
+		}
+		c.IMS.ClientSecret = strings.TrimSpace(string(b))
+	}
+	if !c.Simulate && (c.IMS.ClientID == "" || c.IMS.ClientSecret == "") {
+		return fmt.Errorf("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET are required (or INGEST_SIMULATE=true to try the worker offline)")
+	}
+	return nil
+}
+
+// DefaultConfig returns the configuration with every documented default
+// and nothing read from the environment.
+func DefaultConfig() Config {
+	var c Config
+	// No variable has this prefix: envconfig applies the defaults only.
+	if err := envconfig.Process("ingest_defaults_only_", &c); err != nil {
+		panic(fmt.Sprintf("worker: defaults do not parse: %v", err))
+	}
+	return c
+}
