@@ -15,7 +15,9 @@ type Call struct {
 	Mapping    string    `json:"mappingId,omitempty"`    // from the path, unescaped
 	RequestID  string    `json:"requestId,omitempty"`    // answered by a trigger, asked by a status call
 	HTTPStatus int       `json:"httpStatus"`             // 0 when the connection was dropped
-	Status     string    `json:"status,omitempty"`       // the API status in the answer, "" for errors
+	// Status is the API status in the answer, "" for errors. For a fault
+	// with AfterProcessing it is the status the call would have answered.
+	Status string `json:"status,omitempty"`
 	// ErrorCode is the gateway's error_code, the ACP-nnnnnn code of a failed
 	// ingestion, or the IMS error of a token call.
 	ErrorCode string    `json:"errorCode,omitempty"`
