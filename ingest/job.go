@@ -214,13 +214,13 @@ func (j *run) trigger(ctx context.Context) (*Event, error) {
 		}
 		switch res.Kind() {
 		case campaign.TriggerAccepted:
-			return j.accepted(ctx, string(res.RequestID), false)
+			return j.accepted(ctx, res, false)
 		case campaign.TriggerBusy:
 			other := string(res.RequestID)
 			if j.job.Delivery > 1 && !j.resumed || j.cfg.BusyPolicy == BusyAttach {
 				// On a redelivery without a record, the running request is
 				// almost surely this job's own, lost between POST and write.
-				return j.accepted(ctx, other, true)
+				return j.accepted(ctx, res, true)
 			}
 			j.log.InfoContext(ctx, "mapping busy, waiting for its running request", "otherRequestId", other)
 			j.rec.Phase, j.rec.RequestID, j.rec.UpdatedAt = PhaseWaiting, other, Time(j.cfg.Now())
@@ -237,7 +237,7 @@ func (j *run) trigger(ctx context.Context) (*Event, error) {
 		default:
 			if res.RequestID != "" {
 				j.log.WarnContext(ctx, "unknown trigger status with a request id: polling it", "status", res.Status)
-				return j.accepted(ctx, string(res.RequestID), false)
+				return j.accepted(ctx, res, false)
 			}
 			ev := j.event(EventFailed, ReasonIngestionFailed)
 			ev.Status, ev.Info, ev.ErrorCode = string(res.Status), res.Info, campaign.ErrorCode(res.Info)
@@ -255,16 +255,13 @@ func (j *run) triggerRefused(res campaign.TriggerResponse, reason Reason) *Event
 
 // accepted records the job's own request and starts polling it. The journal
 // write and the triggered event run alongside the first status check.
-func (j *run) accepted(ctx context.Context, requestID string, adopted bool) (*Event, error) {
+func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopted bool) (*Event, error) {
+	requestID := string(res.RequestID)
 	now := j.cfg.Now()
 	j.rec.Phase, j.rec.RequestID, j.rec.Polls, j.rec.Status = PhaseRunning, requestID, 0, ""
 	j.rec.TriggeredAt, j.rec.UpdatedAt = Time(now), Time(now)
 	ev := j.event(EventTriggered, "")
-	ev.Status = string(campaign.StatusSuccess)
-	ev.FinishedAt = Time{}
-	if adopted {
-		ev.Status = string(campaign.StatusInProgress)
-	}
+	ev.Status, ev.Info, ev.FinishedAt = string(res.Status), res.Info, Time{}
 	j.log.InfoContext(ctx, "ingestion triggered", "requestId", requestID, "attempt", j.rec.Attempt, "adopted", adopted)
 	done := make(chan error, 1)
 	rec := j.rec

@@ -120,6 +120,17 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	return m
 }
 
+// Init creates the series of every known outcome and reason at zero, so
+// that rates and alerts see them before the first event.
+func (m *Metrics) Init(outcomes, reasons []string) {
+	for _, o := range outcomes {
+		m.Requests.WithLabelValues(o)
+	}
+	for _, r := range reasons {
+		m.Failures.WithLabelValues(r)
+	}
+}
+
 // NewRegistry returns a registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()

@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 		}
 	}()
 	w.m = metrics.New(w.reg, opts.Version)
+	w.m.Init(outcomes(), reasons())
 	natsURL, err := w.startNATS()
 	if err != nil {
 		return nil, err
@@ -307,4 +308,22 @@ func splitHostPort(hp string) (string, int, error) {
 		port = -1
 	}
 	return host, port, nil
+}
+
+func outcomes() []string {
+	var out []string
+	for _, t := range ingest.EventTypes {
+		if t.Terminal() {
+			out = append(out, string(t))
+		}
+	}
+	return out
+}
+
+func reasons() []string {
+	out := make([]string, len(ingest.Reasons))
+	for i, r := range ingest.Reasons {
+		out[i] = string(r)
+	}
+	return out
 }
