@@ -118,6 +118,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			sleepCtx(ctx, min(time.Duration(failures)*250*time.Millisecond, 5*time.Second))
 			continue
 		}
+		c.pulling.Store(true)
 		for msg := range batch.Messages() {
 			if ctx.Err() != nil {
 				c.handBack(msg, "shutdown")
@@ -143,7 +144,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		}
 		failures = 0
-		c.pulling.Store(true)
 	}
 	c.log.Info("stopping: handing unfinished jobs back", "inFlight", len(slots))
 	stopJobs()
