@@ -97,6 +97,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(ctx)
 	wg.Go(func() { c.heartbeat(bgCtx) })
 	wg.Go(func() { c.watchPending(bgCtx) })
+	wg.Go(func() { c.watchExhausted(bgCtx) })
 
 	slots := make(chan struct{}, c.cfg.MaxInFlight)
 	released := make(chan struct{}, 1)

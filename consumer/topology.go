@@ -71,9 +71,11 @@ func (t Topology) withDefaults() Topology {
 
 // Bound is what Setup returns: the consumer to pull from and the job bucket.
 type Bound struct {
-	Consumer jetstream.Consumer
-	Jobs     jetstream.KeyValue
-	Topology Topology
+	JetStream jetstream.JetStream
+	Commands  jetstream.Stream
+	Consumer  jetstream.Consumer
+	Jobs      jetstream.KeyValue
+	Topology  Topology
 }
 
 // Setup creates (or, with Create false, looks up) the command and event
@@ -83,7 +85,8 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, err
 	if !t.Create {
 		return lookup(ctx, js, t)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, publisher.CommandStreamConfig(t.Replicas)); err != nil {
+	commands, err := js.CreateOrUpdateStream(ctx, publisher.CommandStreamConfig(t.Replicas))
+	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", publisher.CommandStream, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, publisher.EventStreamConfig(t.EventsMaxAge, t.Replicas)); err != nil {
@@ -104,7 +107,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, err
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", t.Bucket, err)
 	}
-	return &Bound{Consumer: cons, Jobs: kv, Topology: t}, nil
+	return &Bound{JetStream: js, Commands: commands, Consumer: cons, Jobs: kv, Topology: t}, nil
 }
 
 func consumerConfig(t Topology) jetstream.ConsumerConfig {
@@ -123,10 +126,12 @@ func consumerConfig(t Topology) jetstream.ConsumerConfig {
 
 func lookup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, error) {
 	var missing []error
-	for _, s := range []string{publisher.CommandStream, publisher.EventStream} {
-		if _, err := js.Stream(ctx, s); err != nil {
-			missing = append(missing, fmt.Errorf("stream %s: %w", s, err))
-		}
+	commands, err := js.Stream(ctx, publisher.CommandStream)
+	if err != nil {
+		missing = append(missing, fmt.Errorf("stream %s: %w", publisher.CommandStream, err))
+	}
+	if _, err := js.Stream(ctx, publisher.EventStream); err != nil {
+		missing = append(missing, fmt.Errorf("stream %s: %w", publisher.EventStream, err))
 	}
 	cons, err := js.Consumer(ctx, publisher.CommandStream, t.Durable)
 	if err != nil {
@@ -139,5 +144,5 @@ func lookup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, er
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w (INGEST_CREATE_STREAMS=false: create them, or let the worker do it with INGEST_CREATE_STREAMS=true)", errors.Join(missing...))
 	}
-	return &Bound{Consumer: cons, Jobs: kv, Topology: t}, nil
+	return &Bound{JetStream: js, Commands: commands, Consumer: cons, Jobs: kv, Topology: t}, nil
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -130,6 +131,19 @@ func NewEvent(t EventType, cmd Command) Event {
 func Rejected(cmd Command, err *RejectError, now time.Time) Event {
 	ev := NewEvent(EventRejected, cmd)
 	ev.Reason, ev.Detail, ev.FinishedAt = err.Reason, err.Detail, Time(now)
+	return ev
+}
+
+// Exhausted is the failed event of a command that used up its deliveries
+// without an outcome (a worker stopped during its last delivery). rec is its
+// recorded state, or nil.
+func Exhausted(cmd Command, rec *Record, deliveries int, now time.Time) Event {
+	ev := NewEvent(EventFailed, cmd)
+	ev.Reason, ev.FinishedAt = ReasonAPIUnavailable, Time(now)
+	ev.Detail = fmt.Sprintf("delivered %d times without an outcome", deliveries)
+	if rec != nil {
+		ev.RequestID, ev.Status, ev.Attempt, ev.Polls, ev.TriggeredAt = rec.RequestID, rec.Status, rec.Attempt, rec.Polls, rec.TriggeredAt
+	}
 	return ev
 }
 

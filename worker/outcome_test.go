@@ -6,8 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
 	"github.com/acme/campaign-ingest/worker"
@@ -429,6 +432,42 @@ func TestResumeAfterHandOff(t *testing.T) {
 	}
 	if !resumed {
 		t.Errorf("no status call for request %s after the hand-off:%s", ev.RequestID, fmtCalls(h.sim.Calls()))
+	}
+	h.settled()
+}
+
+// TestExhaustedDeliveries: a command whose last delivery went to a worker
+// that died (here: a bare consumer that never acks) still ends in a failed
+// event, from the server's max deliveries advisory, and leaves the queue.
+func TestExhaustedDeliveries(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, campaignsim.Mapping{Org: "acme", ID: "XDM44"})
+	ctx := context.Background()
+	bound, err := consumer.Setup(ctx, h.js, consumer.Topology{AckWait: 3 * time.Second, MaxDeliver: 2, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.publish("ingest.commands.acme.XDM44", "", map[string]string{"Nats-Msg-Id": "lost-1"})
+	for range 2 {
+		batch, err := bound.Consumer.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for range batch.Messages() {
+			n++ // taken, never acknowledged: the taker "died"
+		}
+		if n != 1 {
+			t.Fatalf("fetched %d commands, want 1", n)
+		}
+	}
+	h.start(func(c *worker.Config) { c.AckWait, c.MaxDeliver = 3*time.Second, 2 })
+	ev := h.events.Terminal(t, "lost-1", 20*time.Second)
+	if ev.Type != ingest.EventFailed || ev.Reason != ingest.ReasonAPIUnavailable || !strings.Contains(ev.Detail, "delivered 2 times") {
+		t.Errorf("event %+v, want failed api_unavailable after 2 deliveries", ev.Event)
+	}
+	if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 0 {
+		t.Errorf("POSTs = %d, want 0", n)
 	}
 	h.settled()
 }
