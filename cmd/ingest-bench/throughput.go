@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/publisher"
+)
+
+// throughputMapping is the mapping of the throughput runs: instant, or
+// -duration long.
+func (e *env) throughputMapping() (string, error) {
+	id := "INSTANT"
+	if e.o.duration > 0 {
+		id = "TIMED"
+	}
+	return id, e.putMappings([]campaignsim.Mapping{{Org: benchOrg, ID: id,
+		Script: campaignsim.Script{Records: 1, Duration: campaignsim.Duration(e.o.duration)}}})
+}
+
+// throughputPhase runs the worker and then the floor on fresh servers of
+// one fsync mode and adds both rates and their ratio to t.
+func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *os.File) error {
+	if e.o.duration > 0 {
+		// Every request of one mapping would wait for the previous one.
+		return fmt.Errorf("-duration needs one mapping per command; not supported in the throughput phase yet")
+	}
+	mapping, err := e.throughputMapping()
+	if err != nil {
+		return err
+	}
+	load := loadAvg()
+	wrate, err := throughputWorker(ctx, e, mode, mapping, prof)
+	if err != nil {
+		return err
+	}
+	frate, err := throughputFloor(ctx, e, mode, mapping)
+	if err != nil {
+		return err
+	}
+	label := fmt.Sprintf("throughput, fsync %s, %d cmds, %d in flight", mode, e.o.n, e.o.concurrency)
+	t.add(label, "worker", fmt.Sprintf("%.0f /s", wrate), "≥ 3000 /s", load)
+	t.add(label, "floor (bare loop)", fmt.Sprintf("%.0f /s", frate), "", load)
+	t.add(label, "worker / floor", fmt.Sprintf("%.2f", wrate/frate), "≥ 0.80", loadAvg())
+	return nil
+}
+
+// throughputWorker publishes n commands and measures commands/s from the
+// first publish to the last terminal event, the worker running in process.
+func throughputWorker(ctx context.Context, e *env, mode, mapping string, prof *os.File) (float64, error) {
+	url, stopNATS, err := e.natsServer(mode)
+	if err != nil {
+		return 0, err
+	}
+	defer stopNATS()
+	w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
+	if err != nil {
+		return 0, err
+	}
+	defer w.stop()
+	nc, js, err := connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	tc, err := countTerminal(nc, e.o.n, nil)
+	if err != nil {
+		return 0, err
+	}
+	stopProf, err := startCPUProfile(prof)
+	if err != nil {
+		return 0, err
+	}
+	defer stopProf()
+	start := time.Now()
+	if err := publishAll(ctx, js, e.o.n, "tp", func(int) string { return mapping }); err != nil {
+		return 0, err
+	}
+	if err := tc.wait(ctx, e.o.timeout); err != nil {
+		return 0, err
+	}
+	return float64(e.o.n) / tc.last.Sub(start).Seconds(), nil
+}
+
+// throughputFloor does what a job needs and nothing else: the same API
+// calls (POST, one GET, a static token) and the same NATS round trips
+// (command publish, pull, triggered event, terminal event, ack) with the
+// same concurrency, none of the worker's machinery.
+func throughputFloor(ctx context.Context, e *env, mode, mapping string) (float64, error) {
+	url, stopNATS, err := e.natsServer(mode)
+	if err != nil {
+		return 0, err
+	}
+	defer stopNATS()
+	nc, js, err := connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	for _, sc := range []jetstream.StreamConfig{publisher.CommandStreamConfig(1), publisher.EventStreamConfig(0, 1)} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return 0, err
+		}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, publisher.CommandStream, jetstream.ConsumerConfig{
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10000,
+	})
+	if err != nil {
+		return 0, err
+	}
+	tok, err := e.token()
+	if err != nil {
+		return 0, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = e.o.concurrency
+	f := &floor{mapping: mapping, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, js: js, token: tok,
+		base: e.simURL + "/" + benchOrg + "/campaign/dataIngestion/xdmIngestion/" + mapping + "/ingest"}
+	tc, err := countTerminal(nc, e.o.n, nil)
+	if err != nil {
+		return 0, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(e.o.concurrency))
+	if err != nil {
+		return 0, err
+	}
+	msgs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			msgs <- m
+		}
+	})
+	errs := make(chan error, e.o.concurrency)
+	for range e.o.concurrency {
+		wg.Go(func() {
+			for m := range msgs {
+				if err := f.job(ctx, m); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	start := time.Now()
+	perr := publishAll(ctx, js, e.o.n, "fl", func(int) string { return mapping })
+	if perr == nil {
+		perr = tc.wait(ctx, e.o.timeout)
+	}
+	it.Stop()
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return 0, fmt.Errorf("floor job: %w", err)
+	default:
+	}
+	if perr != nil {
+		return 0, perr
+	}
+	return float64(e.o.n) / tc.last.Sub(start).Seconds(), nil
+}
+
+type floor struct {
+	hc      *http.Client
+	js      jetstream.JetStream
+	token   string
+	base    string
+	mapping string
+}
+
+func (f *floor) job(ctx context.Context, m jetstream.Msg) error {
+	var tr campaign.TriggerResponse
+	if err := f.call(ctx, http.MethodPost, f.base, &tr); err != nil {
+		return err
+	}
+	id := string(tr.RequestID)
+	cmdID := m.Headers().Get(jetstream.MsgIDHeader)
+	ev := ingest.Event{Type: ingest.EventTriggered, CommandID: cmdID, Organization: benchOrg, MappingID: f.mapping, RequestID: id, Attempt: 1}
+	if err := f.publish(ctx, ev); err != nil {
+		return err
+	}
+	var st campaign.StatusResponse
+	if err := f.call(ctx, http.MethodGet, f.base+"?requestId="+id, &st); err != nil {
+		return err
+	}
+	ev.Type, ev.Status, ev.Polls = ingest.EventSucceeded, string(st.Status), 1
+	if err := f.publish(ctx, ev); err != nil {
+		return err
+	}
+	return m.Ack()
+}
+
+func (f *floor) publish(ctx context.Context, ev ingest.Event) error {
+	msg, err := publisher.EventMsg(ev)
+	if err != nil {
+		return err
+	}
+	_, err = f.js.PublishMsg(ctx, msg)
+	return err
+}
+
+func (f *floor) call(ctx context.Context, method, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, method, u, http.NoBody)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("X-Api-Key", campaignsim.DemoClientID)
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s %s", method, resp.Status, b)
+	}
+	return json.Unmarshal(b, v)
+}
