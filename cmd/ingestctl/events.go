@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/publisher"
+)
+
+// eventFilter selects events by subject (organization, mapping, types) and
+// by command id.
+type eventFilter struct {
+	org, mapping string
+	types        []ingest.EventType
+	commandID    string
+}
+
+// parseTypes reads a comma-separated list of event types; "terminal" is
+// every terminal type.
+func parseTypes(s string) ([]ingest.EventType, error) {
+	var out []ingest.EventType
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		switch {
+		case f == "":
+		case f == "terminal":
+			for _, t := range ingest.EventTypes {
+				if t.Terminal() {
+					out = append(out, t)
+				}
+			}
+		case slices.Contains(ingest.EventTypes, ingest.EventType(f)):
+			out = append(out, ingest.EventType(f))
+		default:
+			return nil, fmt.Errorf("unknown event type %q (want %s or terminal)", f, joinTypes())
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+func joinTypes() string {
+	s := make([]string, len(ingest.EventTypes))
+	for i, t := range ingest.EventTypes {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+func (f eventFilter) validate() error {
+	if f.org != "" && !ingest.ValidOrganization(f.org) {
+		return usageErrorf("--org %q is not a valid organization", f.org)
+	}
+	if f.mapping != "" && !ingest.ValidMappingID(f.mapping) {
+		return usageErrorf("--mapping %q is not a valid mapping id", f.mapping)
+	}
+	return nil
+}
+
+// subjects are the stream filter subjects of f.
+func (f eventFilter) subjects() []string {
+	tok := func(s string) string {
+		if s == "" {
+			return "*"
+		}
+		return s
+	}
+	prefix := ingest.EventSubjectPrefix + tok(f.org) + "." + tok(f.mapping) + "."
+	if len(f.types) == 0 {
+		return []string{prefix + "*"}
+	}
+	out := make([]string, len(f.types))
+	for i, t := range f.types {
+		out[i] = prefix + string(t)
+	}
+	return out
+}
+
+func (f eventFilter) match(r received) bool {
+	return f.commandID == "" || r.CommandID == f.commandID
+}
+
+// events is `ingestctl events`.
+func (a *app) events(ctx context.Context, args []string) error {
+	var (
+		conn   connFlags
+		f      eventFilter
+		types  string
+		since  time.Duration
+		follow bool
+		asJSON bool
+	)
+	fs := a.newFlagSet("events", "[--org O] [--mapping M] [--type T,...] [--id ID] [--since 1h] [--follow] [--json]", &conn)
+	fs.StringVar(&f.org, "org", "", "only this organization")
+	fs.StringVar(&f.mapping, "mapping", "", "only this mapping id")
+	fs.StringVar(&types, "type", "", "only these event types, comma-separated: "+joinTypes()+", or terminal")
+	fs.StringVar(&f.commandID, "id", "", "only this command id")
+	fs.DurationVar(&since, "since", time.Hour, "start this long ago; 0 reads the whole stream")
+	fs.BoolVar(&follow, "follow", false, "keep printing new events until interrupted")
+	fs.BoolVar(&asJSON, "json", false, "print each event as one JSON object (the event body plus \"subject\")")
+	if err := a.parse(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if f.types, err = parseTypes(types); err != nil {
+		return usageErrorf("--type: %w", err)
+	}
+	if err := f.validate(); err != nil {
+		return err
+	}
+	if since < 0 {
+		return usageErrorf("--since %s is negative", since)
+	}
+	s, err := conn.connect()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	st, err := s.stream(ctx, publisher.EventStream)
+	if err != nil {
+		return err
+	}
+	var from startAt
+	if since > 0 {
+		from.time = a.now().Add(-since)
+	}
+	r, err := openEvents(ctx, st, f.subjects(), from)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	out := eventPrinter{a: a, json: asJSON}
+	for n := uint64(0); follow || n < r.backlog; n++ {
+		ev, err := r.next(ctx)
+		switch {
+		case follow && ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errNotEvent):
+			fmt.Fprintln(a.stderr, "ingestctl: skipped:", err)
+			continue
+		case err != nil:
+			return err
+		}
+		if f.match(ev) {
+			if err := out.print(ev); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// eventPrinter writes events to stdout as lines or JSON objects.
+type eventPrinter struct {
+	a    *app
+	json bool
+}
+
+func (p eventPrinter) print(r received) error {
+	if !p.json {
+		_, err := fmt.Fprintln(p.a.stdout, r.line())
+		return err
+	}
+	b, err := r.jsonLine()
+	if err != nil {
+		fmt.Fprintln(p.a.stderr, "ingestctl: skipped:", err)
+		return nil
+	}
+	_, err = fmt.Fprintf(p.a.stdout, "%s\n", b)
+	return err
+}
