@@ -1,0 +1,82 @@
+package consumer_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/oauth2"
+
+	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/consumer"
+	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/metrics"
+	"github.com/acme/campaign-ingest/publisher"
+)
+
+// panicOnce is the Campaign client with a bug that bites once.
+type panicOnce struct {
+	ingest.API
+	bitten atomic.Bool
+}
+
+func (p *panicOnce) Trigger(ctx context.Context, org, mapping string) (campaign.TriggerResponse, error) {
+	if p.bitten.CompareAndSwap(false, true) {
+		panic("a bug in the job")
+	}
+	return p.API.Trigger(ctx, org, mapping)
+}
+
+// TestPanicIsRecovered: a panic in a job is recovered, the command handed
+// back, and its redelivery ends normally.
+func TestPanicIsRecovered(t *testing.T) {
+	ns := testenv.NATS(t)
+	_, js := testenv.Connect(t, ns.ClientURL())
+	events := testenv.RecordEvents(t, js)
+	sim, simURL := testenv.Simulator(t, campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 3}})
+	tok, err := sim.IssueToken(campaignsim.DemoClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := campaign.New(campaign.Config{BaseURL: simURL, APIKey: campaignsim.DemoClientID,
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bound, err := consumer.Setup(ctx, js, consumer.Topology{AckWait: 3 * time.Second, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(prometheus.NewRegistry(), "test")
+	runner := ingest.NewRunner(&panicOnce{API: client}, ingest.Config{Schedule: ingest.Schedule{Initial: 10 * time.Millisecond}})
+	c := consumer.New(bound, publisher.New(js), runner, m, nil, consumer.Config{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	if _, err := publisher.PublishCommand(ctx, js, ingest.Command{ID: "p-1", Organization: "acme", MappingID: "XDM44"}); err != nil {
+		t.Fatal(err)
+	}
+	ev := events.Terminal(t, "p-1", 20*time.Second)
+	if ev.Type != ingest.EventSucceeded {
+		t.Errorf("event %+v, want succeeded", ev.Event)
+	}
+	if got := testutil.ToFloat64(m.Naks.WithLabelValues("panic")); got != 1 {
+		t.Errorf("naks_total{panic} = %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("redelivery")); got != 1 {
+		t.Errorf("deliveries_total{redelivery} = %v, want 1", got)
+	}
+	if n := len(testenv.Calls(sim, "acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+		t.Errorf("POSTs = %d, want 1", n)
+	}
+}
