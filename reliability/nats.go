@@ -1,13 +1,16 @@
 package reliability
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/natsembed"
 )
@@ -177,4 +180,39 @@ func FreePorts(n int) ([]int, error) {
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// WaitReady waits until the cluster has a JetStream meta leader and every
+// node is running, at most timeout.
+func (c *Cluster) WaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, n := range c.Nodes {
+			if s := n.Server(); s != nil && s.JetStreamIsLeader() {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("no JetStream meta leader within %s", timeout)
+}
+
+// Leader returns the node that leads stream (for a KV bucket: "KV_<bucket>").
+func (c *Cluster) Leader(ctx context.Context, js jetstream.JetStream, stream string) (*NATS, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return nil, fmt.Errorf("stream %s has no leader", stream)
+	}
+	n := c.Node(info.Cluster.Leader)
+	if n == nil {
+		return nil, fmt.Errorf("stream %s: leader %q is not a node of the cluster", stream, info.Cluster.Leader)
+	}
+	return n, nil
 }
