@@ -1,0 +1,85 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/ingest"
+)
+
+// TestJobs is the specification of `jobs`: which records it lists.
+func TestJobs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t,
+		campaignsim.Mapping{ID: "OK", Script: campaignsim.Script{Records: 4}},
+		campaignsim.Mapping{ID: "FETCH", Script: campaignsim.Script{Outcome: campaignsim.OutcomeFetchFailure}},
+		campaignsim.Mapping{ID: "NEVER", Script: campaignsim.Script{Outcome: campaignsim.OutcomeNever}},
+	)
+	e.ctl(t, "trigger", "--org", "acme", "--mapping", "OK", "--id", "job-ok", "--wait")
+	e.ctl(t, "trigger", "--org", "acme", "--mapping", "FETCH", "--id", "job-fetch", "--wait")
+	e.ctl(t, "trigger", "--org", "acme", "--mapping", "NEVER", "--id", "job-never", "--wait", "--wait-timeout", "200ms")
+	// The running job's record is written when its POST answers.
+	waitFor(t, "a running job", func() bool {
+		return strings.Contains(e.ctl(t, "jobs", "--state", "running").stdout, "job-never")
+	})
+
+	tests := []struct {
+		name      string
+		args      []string
+		want      []string // command:phase:outcome
+		wantNotes string   // in stderr
+	}{
+		{name: "every job", want: []string{"job-ok:done:succeeded", "job-fetch:done:failed", "job-never:running:"}},
+		{name: "running", args: []string{"--state", "running"}, want: []string{"job-never:running:"}},
+		{name: "done", args: []string{"--state", "done"}, want: []string{"job-ok:done:succeeded", "job-fetch:done:failed"}},
+		{name: "one mapping", args: []string{"--org", "acme", "--mapping", "FETCH"}, want: []string{"job-fetch:done:failed"}},
+		{name: "another organization", args: []string{"--org", "globex"}, want: nil},
+		{name: "limit keeps the most recently updated", args: []string{"--state", "done", "--limit", "1"}, want: []string{"job-fetch:done:failed"},
+			wantNotes: "1 older matching jobs not shown (--limit 1)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := e.ctl(t, append([]string{"jobs", "--json"}, tt.args...)...)
+			if res.code != exitOK || !strings.Contains(res.stderr, tt.wantNotes) {
+				t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+			}
+			var got []string
+			for _, r := range parseLines[ingest.Record](t, res.stdout) {
+				got = append(got, r.CommandID+":"+string(r.Phase)+":"+string(r.Outcome))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("jobs\n got %v\nwant %v", got, tt.want)
+			}
+		})
+	}
+	t.Run("table", func(t *testing.T) {
+		t.Parallel()
+		res := e.ctl(t, "jobs", "--mapping", "OK")
+		lines := strings.Split(strings.TrimSpace(res.stdout), "\n")
+		if res.code != exitOK || len(lines) != 2 {
+			t.Fatalf("exit %d, stdout:\n%s", res.code, res.stdout)
+		}
+		if got := strings.Fields(lines[0]); !slices.Equal(got, []string{"COMMAND", "ORG/MAPPING", "REQUEST", "STATE", "OUTCOME", "REASON", "ATTEMPT", "POLLS", "AGE"}) {
+			t.Errorf("header %v", got)
+		}
+		if got := strings.Fields(lines[1]); len(got) != 9 || got[0] != "job-ok" || got[1] != "acme/OK" || got[3] != "done" || got[4] != "succeeded" || got[5] != "-" {
+			t.Errorf("row %v", got)
+		}
+	})
+}
+
+// waitFor polls ok until it holds, or fails the test after 20s.
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
