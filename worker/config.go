@@ -5,6 +5,7 @@
 package worker
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"strings"
@@ -25,6 +26,7 @@ type Config struct {
 	EmbeddedLazySync bool            `split_words:"true" default:"false" desc:"embedded server: do not fsync every write (faster, loses acknowledged writes on power loss)"`
 
 	CampaignURL     string        `split_words:"true" default:"https://mc.adobe.io" desc:"Campaign API base; /<org>/campaign/... is appended"`
+	CampaignCA      string        `split_words:"true" desc:"PEM file of CAs trusted for the Campaign API and IMS besides the system's (private gateways)"`
 	IMS             IMS           `split_words:"true"`
 	APIKey          string        `split_words:"true" desc:"X-Api-Key; default the client id"`
 	APITimeout      time.Duration `split_words:"true" default:"10s" desc:"timeout of one API or token call"`
@@ -85,6 +87,9 @@ func (c *Config) Validate() error {
 	if c.ResubmitAborted < 0 {
 		return fmt.Errorf("INGEST_RESUBMIT_ABORTED=%d: want 0 or more", c.ResubmitAborted)
 	}
+	if err := c.NATS.ReadSecrets(); err != nil {
+		return err
+	}
 	if c.IMS.ClientSecretFile != "" {
 		b, err := os.ReadFile(c.IMS.ClientSecretFile)
 		if err != nil {
@@ -96,6 +101,32 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET are required (or INGEST_SIMULATE=true to try the worker offline)")
 	}
 	return nil
+}
+
+// campaignRoots returns the roots trusted for the Campaign API and IMS:
+// nil (the system's) without CampaignCA, else the system's plus its
+// certificates.
+func (c *Config) campaignRoots() (*x509.CertPool, error) {
+	if c.CampaignCA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.CampaignCA)
+	if err != nil {
+		return nil, fmt.Errorf("INGEST_CAMPAIGN_CA: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("INGEST_CAMPAIGN_CA: no PEM certificate in %s", c.CampaignCA)
+	}
+	return pool, nil
+}
+
+// String describes the credential without its secret.
+func (i IMS) String() string {
+	return fmt.Sprintf("{URL:%s ClientID:%s ClientSecret:[redacted] ClientSecretFile:%s Scopes:%v}", i.URL, i.ClientID, i.ClientSecretFile, i.Scopes)
 }
 
 // DefaultConfig returns the configuration with every documented default

@@ -73,9 +73,10 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 	if w.reg == nil {
 		w.reg = metrics.NewRegistry()
 	}
+	parts := w // the returns below set w to nil
 	defer func() {
 		if err != nil {
-			w.close()
+			parts.close()
 		}
 	}()
 	w.m = metrics.New(w.reg, opts.Version)
@@ -162,7 +163,11 @@ func (w *Worker) campaignClient(sim *campaignsim.Server) (*campaign.Client, erro
 		cc.BaseURL, cc.APIKey = base, campaignsim.DemoClientID
 		cc.IMS = campaign.IMSConfig{TokenURL: base + "/ims/token/v3", ClientID: campaignsim.DemoClientID, ClientSecret: campaignsim.DemoClientSecret}
 	}
-	cc.Transport = w.m.InstrumentTransport(campaign.NewTransport(nil), campaign.Operation)
+	roots, err := cfg.campaignRoots()
+	if err != nil {
+		return nil, err
+	}
+	cc.Transport = w.m.InstrumentTransport(campaign.NewTransport(roots), campaign.Operation)
 	c, err := campaign.New(cc)
 	if err != nil {
 		return nil, fmt.Errorf("campaign client: %w", err)
