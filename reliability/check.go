@@ -197,8 +197,14 @@ type Report struct {
 	// Resumes are the measured resume or hand-over times (see Resumes).
 	Resumes   []time.Duration
 	MaxResume time.Duration
+	// HandOvers are the measured hand-over times after a SIGTERM (from the
+	// signal to the next check by another process).
+	HandOvers   []time.Duration
+	MaxHandOver time.Duration
 	// Kills and Terms count the worker processes killed and stopped.
 	Kills, Terms int
+	// Elapsed is the run's duration.
+	Elapsed time.Duration
 	// Problems names the first commands that broke a guarantee.
 	Problems []string
 }
@@ -261,6 +267,14 @@ func (r *Report) AddResumes(ds ...time.Duration) {
 	}
 }
 
+// AddHandOvers records hand-over times and keeps the largest.
+func (r *Report) AddHandOvers(ds ...time.Duration) {
+	r.HandOvers = append(r.HandOvers, ds...)
+	for _, d := range ds {
+		r.MaxHandOver = max(r.MaxHandOver, d)
+	}
+}
+
 // Resumes measures, for every request that process proc was polling when it
 // was stopped at `at` and that was not finished by then, how long it took
 // until another process checked its status: the time from `at` to the
@@ -316,8 +330,11 @@ func (r Report) WriteTable(w io.Writer) {
 	row("duplicate POSTs", r.DuplicatePOSTs)
 	row("POST calls", r.POSTs)
 	row("workers killed / stopped", fmt.Sprintf("%d / %d", r.Kills, r.Terms))
-	row("resumes measured", len(r.Resumes))
+	row("resumes measured (SIGKILL)", len(r.Resumes))
 	row("max resume time", r.MaxResume.Round(time.Millisecond))
+	row("hand-overs measured (SIGTERM)", len(r.HandOvers))
+	row("max hand-over time", r.MaxHandOver.Round(time.Millisecond))
+	row("elapsed", r.Elapsed.Round(time.Second))
 	var outs []string
 	for t, n := range r.Outcomes {
 		outs = append(outs, fmt.Sprintf("%s=%d", t, n))

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -237,6 +236,3 @@ func (w *Worker) Tail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// ErrExited is returned by Pool operations on a process that is gone.
-var ErrExited = errors.New("worker process exited")
