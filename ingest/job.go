@@ -202,8 +202,14 @@ func (j *run) run(ctx context.Context) (*Event, error) {
 // trigger POSTs until the job has a request of its own (or adopts one), then polls.
 func (j *run) trigger(ctx context.Context) (*Event, error) {
 	for {
+		// lost: a POST of this loop failed in a way that may have
+		// submitted the request all the same (answer dropped, spoiled or
+		// too late, 5xx): a retry answered In Progress is then our own.
+		lost := false
 		res, err := retry(ctx, j.cfg, func() (campaign.TriggerResponse, error) {
-			return j.api.Trigger(ctx, j.rec.Organization, j.rec.MappingID)
+			res, err := j.api.Trigger(ctx, j.rec.Organization, j.rec.MappingID)
+			lost = lost || mayHaveSubmitted(err)
+			return res, err
 		})
 		if err != nil {
 			typ := EventRejected
@@ -217,9 +223,10 @@ func (j *run) trigger(ctx context.Context) (*Event, error) {
 			return j.accepted(ctx, res, false)
 		case campaign.TriggerBusy:
 			other := string(res.RequestID)
-			if j.job.Delivery > 1 && !j.resumed || j.cfg.BusyPolicy == BusyAttach {
-				// On a redelivery without a record, the running request is
-				// almost surely this job's own, lost between POST and write.
+			if j.job.Delivery > 1 && !j.resumed || lost || j.cfg.BusyPolicy == BusyAttach {
+				// On a redelivery without a record, or after a POST whose
+				// answer was lost, the running request is almost surely
+				// this job's own.
 				return j.accepted(ctx, res, true)
 			}
 			j.log.InfoContext(ctx, "mapping busy, waiting for its running request", "otherRequestId", other)
@@ -447,6 +454,13 @@ func (j *run) done(ev *Event) Result {
 	j.rec.Phase, j.rec.Outcome, j.rec.Reason = PhaseDone, ev.Type, ev.Reason
 	j.rec.Status, j.rec.UpdatedAt = ev.Status, ev.FinishedAt
 	return Result{Event: ev, Record: j.rec}
+}
+
+// mayHaveSubmitted reports whether a failed POST may have submitted a
+// request: the API failed transiently, other than by throttling it.
+func mayHaveSubmitted(err error) bool {
+	var ae *campaign.APIError
+	return campaign.Retryable(err) && !(errors.As(err, &ae) && ae.StatusCode == 429)
 }
 
 func isForbidden(err error) bool {
