@@ -91,7 +91,11 @@ func (a *app) run(ctx context.Context, args []string) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return a.exit(c.run(a, ctx, args[1:]))
+			err := c.run(a, ctx, args[1:])
+			if ctx.Err() != nil && exitCode(err) == exitNATS {
+				err = withCode(exitInterrupted, errors.New("interrupted"))
+			}
+			return a.exit(err)
 		}
 	}
 	fmt.Fprintf(a.stderr, "ingestctl: unknown command %q\n\n", args[0])

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -192,4 +194,26 @@ func TestTriggerProgress(t *testing.T) {
 	if strings.ContainsAny(res.stdout, "\r\x1b") {
 		t.Errorf("stdout %q holds progress decoration", res.stdout)
 	}
+}
+
+// TestTriggerInterrupted: an interrupt while waiting ends the wait (exit
+// 130) and says how to keep watching; the command goes on.
+func TestTriggerInterrupted(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, campaignsim.Mapping{ID: "NEVER", Script: campaignsim.Script{Outcome: campaignsim.OutcomeNever}})
+	var stdout, stderr bytes.Buffer
+	a := newApp(&stdout, &stderr)
+	ctx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	a.afterPublish = interrupt
+	code := a.run(ctx, []string{"trigger", "--org", "acme", "--mapping", "NEVER", "--id", "int-1", "--wait", "--server", e.url})
+	if code != exitInterrupted {
+		t.Errorf("exit %d, want %d; stderr %q", code, exitInterrupted, stderr.String())
+	}
+	if want := "interrupted; command int-1 goes on: ingestctl events --id int-1 --follow"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q, want %q", stderr.String(), want)
+	}
+	e.events.WaitFor(t, 20*time.Second, "triggered event of int-1", func(evs []testenv.Received) bool {
+		return slices.ContainsFunc(evs, func(r testenv.Received) bool { return r.CommandID == "int-1" })
+	})
 }

@@ -82,6 +82,9 @@ func (w *waiter) wait(ctx context.Context, limit time.Duration, asJSON bool) err
 	org, mapping := w.cmd.Organization, w.cmd.MappingID
 	r, err := openEvents(ctx, w.events, []string{ingest.EventSubjectPrefix + org + "." + mapping + ".*"}, w.start())
 	if err != nil {
+		if ctx.Err() != nil {
+			return w.interrupted()
+		}
 		return err
 	}
 	defer r.close()
@@ -104,7 +107,7 @@ func (w *waiter) wait(ctx context.Context, limit time.Duration, asJSON bool) err
 		case errors.Is(err, errNoAnswer):
 			return withCode(exitNoAnswer, fmt.Errorf("no terminal event for command %s within %s; it may still end: ingestctl events --id %s --follow", w.cmd.ID, limit, w.cmd.ID))
 		case ctx.Err() != nil:
-			return withCode(exitInterrupted, fmt.Errorf("interrupted; command %s goes on: ingestctl events --id %s --follow", w.cmd.ID, w.cmd.ID))
+			return w.interrupted()
 		case err != nil:
 			return err
 		}
@@ -125,6 +128,10 @@ func (w *waiter) wait(ctx context.Context, limit time.Duration, asJSON bool) err
 		}
 		return nil
 	}
+}
+
+func (w *waiter) interrupted() error {
+	return withCode(exitInterrupted, fmt.Errorf("interrupted; command %s goes on: ingestctl events --id %s --follow", w.cmd.ID, w.cmd.ID))
 }
 
 // jobState describes the command's job record for the progress line ("" to
