@@ -56,6 +56,7 @@ func (f *connFlags) config() (natsconn.Config, error) {
 	c := env.NATS
 	if f.creds != "" || f.user != "" || f.password != "" || f.token != "" || f.nkey != "" {
 		c.Creds, c.User, c.Password, c.Token, c.Nkey = f.creds, f.user, f.password, f.token, f.nkey
+		c.PasswordFile, c.TokenFile = "", ""
 	}
 	set(&c.URL, f.server)
 	set(&c.CA, f.ca)
