@@ -295,6 +295,14 @@ func Resumes(calls []Call, proc int, at time.Time, done map[string]time.Time) (r
 		if t, ok := done[id]; ok && t.Before(at) {
 			continue
 		}
+		// A process stopped with SIGTERM finishes the checks it is in (and
+		// the pull it waits on) before it hands its jobs back: a request it
+		// found finished itself was not handed over.
+		if slices.ContainsFunc(calls, func(n Call) bool {
+			return n.Op == campaignsim.OpStatus && n.RequestID == id && n.Proc == proc && !n.Time.Before(at) && terminalStatus(n.Status)
+		}) {
+			continue
+		}
 		i := slices.IndexFunc(calls, func(n Call) bool {
 			return n.Op == campaignsim.OpStatus && n.RequestID == id && n.Proc != proc && !n.Time.Before(at)
 		})
@@ -306,6 +314,10 @@ func Resumes(calls []Call, proc int, at time.Time, done map[string]time.Time) (r
 	}
 	slices.Sort(resumes)
 	return resumes, missing
+}
+
+func terminalStatus(s string) bool {
+	return s == "Success" || s == "Failed" || s == "Aborted"
 }
 
 // Finished maps request ids to when their job finished.

@@ -148,8 +148,8 @@ func (r *rig) publish(cmds []ingest.Command) {
 }
 
 // polling waits until every command's request had at least two status
-// checks answered In Progress: its request id is in KV (the triggered write
-// finishes before the second check) and it is mid-poll.
+// checks answered In Progress: its request id is in KV (a job writes it
+// before its second check) and it is mid-poll.
 func (r *rig) polling(cmds []ingest.Command, timeout time.Duration) {
 	r.t.Helper()
 	deadline := time.Now().Add(timeout)
