@@ -91,8 +91,12 @@ func (c *Consumer) Bound() bool { return c.pulling.Load() }
 // resumes it from its recorded state, waits for its jobs, and returns.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.pulling.Store(false)
+	// Jobs stop as soon as ctx ends, not when the pull in progress returns:
+	// their commands are handed back at once.
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
+	stopOnDone := context.AfterFunc(ctx, stopJobs)
+	defer stopOnDone()
 	var wg sync.WaitGroup
 	bgCtx, stopBg := context.WithCancel(ctx)
 	wg.Go(func() { c.heartbeat(bgCtx) })
