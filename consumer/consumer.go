@@ -91,12 +91,10 @@ func (c *Consumer) Bound() bool { return c.pulling.Load() }
 // resumes it from its recorded state, waits for its jobs, and returns.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.pulling.Store(false)
-	// Jobs stop as soon as ctx ends, not when the pull in progress returns:
-	// their commands are handed back at once.
+	// Jobs stop once the pull in progress has returned, so that the
+	// commands they hand back cannot come back to this worker's own pull.
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
-	stopOnDone := context.AfterFunc(ctx, stopJobs)
-	defer stopOnDone()
 	var wg sync.WaitGroup
 	bgCtx, stopBg := context.WithCancel(ctx)
 	wg.Go(func() { c.heartbeat(bgCtx) })
@@ -126,7 +124,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.pulling.Store(true)
 		for msg := range batch.Messages() {
 			if ctx.Err() != nil {
-				c.handBack(msg, "shutdown")
+				// Delayed past this pull's expiry: a plain Nak would
+				// redeliver it into the same pull, again and again.
+				c.nak(msg, c.cfg.FetchWait+time.Second, "shutdown")
 				continue
 			}
 			slots <- struct{}{}
