@@ -226,6 +226,18 @@ func (c *Consumer) prepare(ctx context.Context, log *slog.Logger, msg jetstream.
 		c.nak(msg, c.runner.Config().RedeliverDelay, "nats")
 		return false
 	}
+	if rec == nil && job.Delivery > 1 {
+		// The previous delivery may have died between its POST and its
+		// first state write: its events tell.
+		if rec, err = c.recoverFromEvents(wctx, job.Command, job.Published); err != nil {
+			log.Warn("cannot read the command's events; handing the command back", "err", err)
+			c.nak(msg, c.runner.Config().RedeliverDelay, "nats")
+			return false
+		}
+		if rec != nil {
+			log.Info("job state recovered from the command's events", "phase", rec.Phase, "requestId", rec.RequestID)
+		}
+	}
 	switch {
 	case rec != nil && rec.Phase == ingest.PhaseDone:
 		log.Info("command already done; acknowledging", "outcome", rec.Outcome)

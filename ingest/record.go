@@ -60,3 +60,30 @@ func hasEmptyToken(s string) bool {
 	}
 	return false
 }
+
+// RecordFromEvents rebuilds a command's state from its own events, for a
+// redelivery that finds no record (its worker died before writing one):
+// a terminal event means done; else the last triggered event names the
+// request to resume. It returns nil when the events tell nothing.
+func RecordFromEvents(cmd Command, events []Event) *Record {
+	var rec *Record
+	for _, ev := range events {
+		if ev.CommandID != cmd.ID {
+			continue
+		}
+		if ev.Type.Terminal() {
+			return &Record{
+				CommandID: cmd.ID, CorrelationID: cmd.CorrelationID, Organization: cmd.Organization, MappingID: cmd.MappingID,
+				Phase: PhaseDone, RequestID: ev.RequestID, Attempt: ev.Attempt, Polls: ev.Polls, Status: ev.Status,
+				Outcome: ev.Type, Reason: ev.Reason, TriggeredAt: ev.TriggeredAt, UpdatedAt: ev.FinishedAt,
+			}
+		}
+		if ev.RequestID != "" && (rec == nil || ev.Attempt >= rec.Attempt) {
+			rec = &Record{
+				CommandID: cmd.ID, CorrelationID: cmd.CorrelationID, Organization: cmd.Organization, MappingID: cmd.MappingID,
+				Phase: PhaseRunning, RequestID: ev.RequestID, Attempt: ev.Attempt, TriggeredAt: ev.TriggeredAt, UpdatedAt: ev.TriggeredAt,
+			}
+		}
+	}
+	return rec
+}
