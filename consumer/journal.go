@@ -19,21 +19,19 @@ type journal struct {
 
 func (c *Consumer) journal(log *slog.Logger) journal { return journal{c: c, log: log} }
 
-// Triggered stores the job's request id and publishes the triggered event,
-// both at once. Only the state write can fail the job: a triggered event
-// that cannot be published is logged, the terminal event still follows.
-func (j journal) Triggered(ctx context.Context, rec ingest.Record, ev ingest.Event) error {
+// Triggered publishes the triggered event. It stores no state (the job
+// does, with Progress or the done record) and never fails the job: a
+// triggered event that cannot be published is logged, the terminal event
+// still follows.
+func (j journal) Triggered(ctx context.Context, ev ingest.Event) error {
 	wctx, cancel := j.c.writeCtx(ctx)
 	defer cancel()
-	pubErr := make(chan error, 1)
-	go func() { pubErr <- j.c.pub.Publish(wctx, ev) }()
-	err := j.c.store.Save(wctx, rec)
-	if perr := <-pubErr; perr != nil {
-		j.log.Warn("cannot publish the triggered event", "err", perr)
-	} else {
-		j.c.m.Events.WithLabelValues(string(ev.Type)).Inc()
+	if err := j.c.pub.Publish(wctx, ev); err != nil {
+		j.log.Warn("cannot publish the triggered event", "err", err)
+		return nil
 	}
-	return err
+	j.c.m.Events.WithLabelValues(string(ev.Type)).Inc()
+	return nil
 }
 
 // Progress stores the job's state.

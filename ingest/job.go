@@ -21,12 +21,17 @@ type API interface {
 // Journal makes a job's progress durable and visible. The consumer
 // implements it with the KV bucket and the event stream.
 type Journal interface {
-	// Triggered is called once the API accepted a request (or the job
-	// adopted one): rec holds the requestId, ev is the triggered event.
-	// The job polls concurrently; it waits for Triggered before it ends.
-	Triggered(ctx context.Context, rec Record, ev Event) error
-	// Progress stores rec after a status check that was not terminal, or
-	// when the job starts waiting for another request of a busy mapping.
+	// Triggered publishes ev, the triggered event, once the API accepted a
+	// request (or the job adopted one). The job polls concurrently; it
+	// waits for Triggered before it ends. It stores no state: the request
+	// id is stored by the first Progress, or by the done record when the
+	// first status check is already terminal (one synchronous write less
+	// per job, see BENCHMARKS.md).
+	Triggered(ctx context.Context, ev Event) error
+	// Progress stores rec after a status check that was not terminal, when
+	// the job starts waiting for another request of a busy mapping, and
+	// before a job whose request is not stored yet hands its command back
+	// or resubmits. Its writes must outlive ctx's cancellation.
 	Progress(ctx context.Context, rec Record) error
 }
 
@@ -184,6 +189,8 @@ type run struct {
 	resumed bool
 	// pending is the triggered journal write still in flight.
 	pending chan error
+	// unsaved: the job's request is not stored in the journal yet.
+	unsaved bool
 }
 
 func (j *run) run(ctx context.Context) (*Event, error) {
@@ -271,10 +278,23 @@ func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopte
 	ev.Status, ev.Info, ev.FinishedAt = string(res.Status), res.Info, Time{}
 	j.log.InfoContext(ctx, "ingestion triggered", "requestId", requestID, "attempt", j.rec.Attempt, "adopted", adopted)
 	done := make(chan error, 1)
-	rec := j.rec
-	go func() { done <- j.journal.Triggered(ctx, rec, *ev) }()
-	j.pending = done
+	go func() { done <- j.journal.Triggered(ctx, *ev) }()
+	j.pending, j.unsaved = done, true
 	return j.poll(ctx)
+}
+
+// save stores the job's request if it is not stored yet, so that a
+// redelivery resumes it instead of triggering again.
+func (j *run) save(ctx context.Context) error {
+	if !j.unsaved {
+		return nil
+	}
+	j.rec.UpdatedAt = Time(j.cfg.Now())
+	if err := j.journal.Progress(ctx, j.rec); err != nil {
+		return fmt.Errorf("record triggered request: %w", err)
+	}
+	j.unsaved = false
+	return nil
 }
 
 // flush waits for the triggered journal write.
@@ -319,6 +339,7 @@ func (j *run) poll(ctx context.Context) (*Event, error) {
 			if err := j.journal.Progress(ctx, j.rec); err != nil {
 				return nil, fmt.Errorf("record poll: %w", err)
 			}
+			j.unsaved = false
 			continue
 		}
 		if err := j.flush(); err != nil {
@@ -326,6 +347,9 @@ func (j *run) poll(ctx context.Context) (*Event, error) {
 		}
 		if st.Status == campaign.StatusAborted && j.rec.Attempt <= j.cfg.ResubmitAborted {
 			j.log.WarnContext(ctx, "ingestion aborted, submitting a new request", "requestId", j.rec.RequestID, "attempt", j.rec.Attempt)
+			if err := j.save(ctx); err != nil {
+				return nil, err
+			}
 			j.rec.Attempt++
 			return j.trigger(ctx)
 		}
@@ -422,6 +446,13 @@ func (j *run) result(parent, jctx context.Context, ev *Event, err error) Result 
 		// The triggered write failed: the job's state is not safe, hand
 		// the command back rather than end it.
 		ev, err = nil, ferr
+	}
+	if ev == nil && j.rec.Phase != PhaseDone {
+		// A hand-back: the redelivery must find the request to resume
+		// it (the journal's writes outlive the stopping worker).
+		if serr := j.save(parent); serr != nil {
+			j.log.Warn("cannot record the triggered request before handing the command back", "err", serr)
+		}
 	}
 	switch {
 	case ev != nil:

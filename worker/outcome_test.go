@@ -146,6 +146,16 @@ func TestOutcomes(t *testing.T) {
 			posts:  1, gets: 4,
 		},
 		{
+			// The request id is stored only after the first status check;
+			// a job handed back before that check succeeded must store it,
+			// or the redelivery would trigger a second ingestion.
+			name:   "5xx through the first delivery's status checks, the redelivery resumes",
+			script: campaignsim.Script{Records: 3},
+			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: 4}},
+			want:   want{typ: ingest.EventSucceeded, status: "Success", numRecords: 3, attempt: 1},
+			posts:  1, gets: 5,
+		},
+		{
 			name:   "500 bad URI is final after the retry budget",
 			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError, Code: 500}},
 			want:   want{typ: ingest.EventRejected, reason: ingest.ReasonAPIError, attempt: 1},
