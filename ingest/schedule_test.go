@@ -8,9 +8,10 @@ import (
 
 func TestScheduleBase(t *testing.T) {
 	s := Schedule{Initial: 5 * time.Second, Max: 60 * time.Second}
-	want := []time.Duration{0, 5 * time.Second, 7500 * time.Millisecond, 11250 * time.Millisecond,
-		16875 * time.Millisecond, 25312500 * time.Microsecond, 37968750 * time.Microsecond, 56953125 * time.Microsecond,
-		60 * time.Second, 60 * time.Second}
+	// Checks at 0, 7.5s, 11.25s, 16.875s, … (×1.5 since the trigger).
+	want := []time.Duration{0, 7500 * time.Millisecond, 3750 * time.Millisecond, 5625 * time.Millisecond,
+		8437500 * time.Microsecond, 12656250 * time.Microsecond, 18984375 * time.Microsecond, 28476562500 * time.Nanosecond,
+		42714843750 * time.Nanosecond, 60 * time.Second, 60 * time.Second}
 	for n, w := range want {
 		if got := s.Base(n); got != w {
 			t.Errorf("Base(%d) = %s, want %s", n, got, w)
@@ -34,20 +35,24 @@ func TestScheduleJitter(t *testing.T) {
 }
 
 // TestSchedulePolls pins the polls a job makes below the cap against the
-// target 1 + ⌈log1.5(T / 5 s)⌉ (+1 for the immediate first check).
+// target 1 + ⌈log1.5(T / 5 s)⌉ for T > 5 s, with a detection lag of at
+// most T/2; only an ingestion of at most 5 s that was not over at the
+// immediate first check pays one check more.
 func TestSchedulePolls(t *testing.T) {
 	s := Schedule{Initial: 5 * time.Second, Max: 60 * time.Second}
 	tests := []struct {
-		d        time.Duration
-		polls    int
-		maxLag   time.Duration
-		capBound bool
+		d     time.Duration
+		polls int
 	}{
 		{d: 0, polls: 1},
 		{d: 5 * time.Second, polls: 2},
-		{d: time.Minute, polls: 6, maxLag: 30 * time.Second},
-		{d: 10 * time.Minute, polls: 16, maxLag: time.Minute},
-		{d: time.Hour, polls: 66, maxLag: time.Minute},
+		{d: 6 * time.Second, polls: 2},
+		{d: 8 * time.Second, polls: 3},
+		{d: 30 * time.Second, polls: 6},
+		{d: time.Minute, polls: 8},
+		{d: 2 * time.Minute, polls: 9},
+		{d: 10 * time.Minute, polls: 17},
+		{d: time.Hour, polls: 67},
 	}
 	for _, tt := range tests {
 		polls, lag := s.Polls(tt.d)
@@ -57,11 +62,22 @@ func TestSchedulePolls(t *testing.T) {
 		if lag < 0 || lag > s.Max {
 			t.Errorf("Polls(%s) lag %s outside [0, %s]", tt.d, lag, s.Max)
 		}
-		if tt.d >= 5*time.Second && tt.d <= time.Minute {
+		if tt.d > 5*time.Second && tt.d <= 2*time.Minute {
 			bound := 1 + int(math.Ceil(math.Log(tt.d.Seconds()/5)/math.Log(1.5)))
-			if polls > bound+1 {
-				t.Errorf("Polls(%s) = %d, above the target %d (+1 immediate check)", tt.d, polls, bound)
+			if polls > bound {
+				t.Errorf("Polls(%s) = %d, above the target %d", tt.d, polls, bound)
 			}
+			if lag > tt.d/2 {
+				t.Errorf("Polls(%s) lag %s, more than half the duration", tt.d, lag)
+			}
+		}
+	}
+	// The target holds for every duration between Initial and the cap.
+	for d := 5*time.Second + time.Millisecond; d <= 2*time.Minute; d += 97 * time.Millisecond {
+		polls, lag := s.Polls(d)
+		bound := 1 + int(math.Ceil(math.Log(d.Seconds()/5)/math.Log(1.5)))
+		if polls > bound || lag > d/2 {
+			t.Fatalf("Polls(%s) = %d, lag %s; want at most %d and %s", d, polls, lag, bound, d/2)
 		}
 	}
 }
