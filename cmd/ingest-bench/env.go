@@ -149,12 +149,18 @@ func (e *env) close() {
 // natsServer returns the URL of a fresh server for one run (fsync mode
 // "always" or "lazy"), or the external one, and the function that stops it.
 func (e *env) natsServer(mode string) (string, func(), error) {
+	url, _, stop, err := e.natsServerPID(mode)
+	return url, stop, err
+}
+
+// natsServerPID is natsServer with the child's pid (0 for an external server).
+func (e *env) natsServerPID(mode string) (string, int, func(), error) {
 	if e.o.natsURL != "" {
-		return e.o.natsURL, func() {}, nil
+		return e.o.natsURL, 0, func() {}, nil
 	}
 	dir, err := os.MkdirTemp(e.tmp, "js-")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	args := []string{"-role", "nats", "-store", dir}
 	if mode == "lazy" {
@@ -162,9 +168,9 @@ func (e *env) natsServer(mode string) (string, func(), error) {
 	}
 	c, err := startChild(args...)
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	return c.addr, func() { c.stop(); os.RemoveAll(dir) }, nil
+	return c.addr, c.cmd.Process.Pid, func() { c.stop(); os.RemoveAll(dir) }, nil
 }
 
 // putMappings creates mappings in the simulator.

@@ -22,16 +22,22 @@ import (
 // memSample is the process's memory after a GC.
 type memSample struct {
 	heapInuse  uint64
+	stackInuse uint64
 	rss        uint64
 	goroutines int
 }
 
+// sampleMem collects garbage three times first: each GC also halves the
+// stacks of goroutines that use less than a quarter of theirs, as a
+// long-running worker's periodic GCs do.
 func sampleMem() memSample {
-	runtime.GC()
+	for range 3 {
+		runtime.GC()
+	}
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{heapInuse: ms.HeapInuse, rss: vmRSS(), goroutines: runtime.NumGoroutine()}
+	return memSample{heapInuse: ms.HeapInuse, stackInuse: ms.StackInuse, rss: vmRSS(), goroutines: runtime.NumGoroutine()}
 }
 
 // vmRSS is VmRSS of /proc/self/status in bytes.
@@ -124,6 +130,7 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 		return fmt.Sprintf("%.1f KiB", (float64(a)-float64(b))/float64(n)/1024)
 	}
 	t.add(label, "heap in use / job", perJob(after.heapInuse, before.heapInuse), "≤ 16 KiB", load)
+	t.add(label, "stacks in use / job", perJob(after.stackInuse, before.stackInuse), "", load)
 	t.add(label, "RSS / job", perJob(after.rss, before.rss), "≤ 16 KiB", load)
 	t.add(label, "goroutines / job", fmt.Sprintf("%.2f", float64(after.goroutines-before.goroutines)/float64(n)), "", load)
 	return nil

@@ -22,6 +22,21 @@ func pollsPhase(t *table) {
 		t.add(label, "status checks", fmt.Sprint(polls), target, "-")
 		t.add(label, "detection lag", lag.Round(10*time.Millisecond).String(), "", "-")
 	}
+	// Every duration between Initial and 3 min, 10 ms apart: the worst
+	// excess over the target and the worst lag relative to the duration.
+	excess, worstLag, over := -1<<31, 0.0, 0
+	for d := 5*time.Second + 10*time.Millisecond; d <= 3*time.Minute; d += 10 * time.Millisecond {
+		polls, lag := s.Polls(d)
+		bound := 1 + int(math.Ceil(math.Log(float64(d)/float64(5*time.Second))/math.Log(1.5)-1e-9))
+		excess = max(excess, polls-bound)
+		if polls > bound {
+			over++
+		}
+		worstLag = max(worstLag, float64(lag)/float64(d))
+	}
+	label := "polls, default schedule, every duration in (5s, 3min]"
+	t.add(label, "worst polls − target", fmt.Sprintf("%+d (%d of 17500 durations over)", excess, over), "≤ 0", "-")
+	t.add(label, "worst lag / duration", fmt.Sprintf("%.0f %%", 100*worstLag), "", "-")
 }
 
 // pollsTarget is 1 + ⌈log1.5(d / 5s)⌉, the target below the cap.

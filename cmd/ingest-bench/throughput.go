@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,87 +42,119 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		return err
 	}
 	load := loadAvg()
-	wrate, err := throughputWorker(ctx, e, mode, mapping, prof)
+	wr, err := throughputWorker(ctx, e, mode, mapping, prof)
 	if err != nil {
 		return err
 	}
-	frate, err := throughputFloor(ctx, e, mode, mapping)
+	fr, err := throughputFloor(ctx, e, mode, mapping)
 	if err != nil {
 		return err
 	}
 	label := fmt.Sprintf("throughput, fsync %s, %d cmds, %d in flight", mode, e.o.n, e.o.concurrency)
-	t.add(label, "worker", fmt.Sprintf("%.0f /s", wrate), "≥ 3000 /s", load)
-	t.add(label, "floor (bare loop)", fmt.Sprintf("%.0f /s", frate), "", load)
-	t.add(label, "worker / floor", fmt.Sprintf("%.2f", wrate/frate), "≥ 0.80", loadAvg())
+	t.add(label, "worker", fmt.Sprintf("%.0f /s", wr.rate), "≥ 3000 /s", load)
+	t.add(label, "floor (bare loop)", fmt.Sprintf("%.0f /s", fr.rate), "", load)
+	t.add(label, "worker / floor", fmt.Sprintf("%.2f", wr.rate/fr.rate), "≥ 0.80", loadAvg())
+	t.add(label, "worker: JetStream writes / job", wr.writes, "", "-")
+	t.add(label, "worker: CPU µs / job (bench / nats / sim)", wr.cpu, "", "-")
+	t.add(label, "floor: CPU µs / job (bench / nats / sim)", fr.cpu, "", "-")
 	return nil
+}
+
+// result is one throughput run.
+type result struct {
+	rate   float64
+	cpu    string // CPU per job of the processes
+	writes string // synchronous JetStream writes per job, by stream
+}
+
+// writesPerJob reads how many messages the streams took per job: the
+// event stream, the job state bucket (each put is one message) and the
+// command stream.
+func writesPerJob(ctx context.Context, js jetstream.JetStream, n int) string {
+	var out []string
+	for _, s := range []struct{ name, label string }{
+		{publisher.CommandStream, "commands"}, {publisher.EventStream, "events"}, {"KV_INGEST_JOBS", "KV"},
+	} {
+		st, err := js.Stream(ctx, s.name)
+		if err != nil {
+			out = append(out, s.label+" ?")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s %.2f", s.label, float64(st.CachedInfo().State.LastSeq)/float64(n)))
+	}
+	return strings.Join(out, ", ")
 }
 
 // throughputWorker publishes n commands and measures commands/s from the
 // first publish to the last terminal event, the worker running in process.
-func throughputWorker(ctx context.Context, e *env, mode, mapping string, prof *os.File) (float64, error) {
-	url, stopNATS, err := e.natsServer(mode)
+func throughputWorker(ctx context.Context, e *env, mode, mapping string, prof *os.File) (result, error) {
+	url, pid, stopNATS, err := e.natsServerPID(mode)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer stopNATS()
 	w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer w.stop()
 	nc, js, err := connect(url)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer nc.Close()
 	tc, err := countTerminal(nc, e.o.n, nil)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	stopProf, err := startCPUProfile(prof)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer stopProf()
+	cpu := startCPU(pid, e.sim.cmd.Process.Pid)
 	start := time.Now()
 	if err := publishAll(ctx, js, e.o.n, "tp", func(int) string { return mapping }); err != nil {
-		return 0, err
+		return result{}, err
 	}
 	if err := tc.wait(ctx, e.o.timeout); err != nil {
-		return 0, err
+		return result{}, err
 	}
-	return float64(e.o.n) / tc.last.Sub(start).Seconds(), nil
+	r := result{rate: float64(e.o.n) / tc.last.Sub(start).Seconds(), cpu: cpu.perJob(e.o.n)}
+	time.Sleep(200 * time.Millisecond) // the last done records
+	r.writes = writesPerJob(ctx, js, e.o.n)
+	return r, nil
 }
 
 // throughputFloor does what a job needs and nothing else: the same API
 // calls (POST, one GET, a static token) and the same NATS round trips
 // (command publish, pull, triggered event, terminal event, ack) with the
 // same concurrency, none of the worker's machinery.
-func throughputFloor(ctx context.Context, e *env, mode, mapping string) (float64, error) {
-	url, stopNATS, err := e.natsServer(mode)
+func throughputFloor(ctx context.Context, e *env, mode, mapping string) (result, error) {
+	url, pid, stopNATS, err := e.natsServerPID(mode)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer stopNATS()
 	nc, js, err := connect(url)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	defer nc.Close()
 	for _, sc := range []jetstream.StreamConfig{publisher.CommandStreamConfig(1), publisher.EventStreamConfig(0, 1)} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return 0, err
+			return result{}, err
 		}
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, publisher.CommandStream, jetstream.ConsumerConfig{
 		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10000,
 	})
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	tok, err := e.token()
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = e.o.concurrency
@@ -129,11 +162,11 @@ func throughputFloor(ctx context.Context, e *env, mode, mapping string) (float64
 		base: e.simURL + "/" + benchOrg + "/campaign/dataIngestion/xdmIngestion/" + mapping + "/ingest"}
 	tc, err := countTerminal(nc, e.o.n, nil)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(e.o.concurrency))
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
 	msgs := make(chan jetstream.Msg)
 	var wg sync.WaitGroup
@@ -160,6 +193,7 @@ func throughputFloor(ctx context.Context, e *env, mode, mapping string) (float64
 			}
 		})
 	}
+	cpu := startCPU(pid, e.sim.cmd.Process.Pid)
 	start := time.Now()
 	perr := publishAll(ctx, js, e.o.n, "fl", func(int) string { return mapping })
 	if perr == nil {
@@ -169,13 +203,13 @@ func throughputFloor(ctx context.Context, e *env, mode, mapping string) (float64
 	wg.Wait()
 	select {
 	case err := <-errs:
-		return 0, fmt.Errorf("floor job: %w", err)
+		return result{}, fmt.Errorf("floor job: %w", err)
 	default:
 	}
 	if perr != nil {
-		return 0, perr
+		return result{}, perr
 	}
-	return float64(e.o.n) / tc.last.Sub(start).Seconds(), nil
+	return result{rate: float64(e.o.n) / tc.last.Sub(start).Seconds(), cpu: cpu.perJob(e.o.n)}, nil
 }
 
 type floor struct {

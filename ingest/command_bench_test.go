@@ -1,0 +1,27 @@
+package ingest
+
+import "testing"
+
+// BenchmarkParseCommand decodes and validates a command as the consumer
+// does for every delivery.
+func BenchmarkParseCommand(b *testing.B) {
+	benchmarks := []struct {
+		name string
+		env  Envelope
+		body string
+	}{
+		{"empty body", Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "etl-2026-12-01-profiles"}, ""},
+		{"full body", Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "etl-2026-12-01-profiles"},
+			`{"id":"etl-2026-12-01-profiles","organization":"acme","mappingId":"XDM44","correlationId":"etl-run-42","timeout":"2h"}`},
+		{"rejected", Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "x"}, `{"organization":"other"}`},
+	}
+	for _, bm := range benchmarks {
+		b.Run(bm.name, func(b *testing.B) {
+			body := []byte(bm.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = ParseCommand(bm.env, body)
+			}
+		})
+	}
+}
