@@ -43,8 +43,8 @@ type Config struct {
 	LogLevel string `split_words:"true" default:"info" desc:"debug, info, warn or error"`
 
 	MaxInFlight     int           `split_words:"true" default:"100" desc:"concurrent jobs per worker"`
-	PollInitial     time.Duration `split_words:"true" default:"5s" desc:"first wait between status checks (after an immediate first check)"`
-	PollMax         time.Duration `split_words:"true" default:"60s" desc:"largest wait between status checks (waits grow x1.5, with jitter)"`
+	PollInitial     time.Duration `split_words:"true" default:"5s" desc:"status polling: an immediate check, the next 1.5x this after the trigger, then each at 1.5x the time since the trigger"`
+	PollMax         time.Duration `split_words:"true" default:"60s" desc:"largest wait between status checks (waits have -10% jitter)"`
 	JobTimeout      time.Duration `split_words:"true" default:"6h" desc:"default and largest job deadline, from the command's publication"`
 	AckWait         time.Duration `split_words:"true" default:"30s" desc:"consumer AckWait; running jobs send InProgress every AckWait/3"`
 	MaxDeliver      int           `split_words:"true" default:"10" desc:"consumer MaxDeliver; the last delivery ends in a terminal event"`
