@@ -205,6 +205,28 @@ func (e *env) calls(op string) ([]campaignsim.Call, error) {
 	return cs, nil
 }
 
+// waitCalls waits until the call log holds n calls of op.
+func (e *env) waitCalls(ctx context.Context, op string, n int) error {
+	deadline := time.Now().Add(e.o.timeout)
+	for {
+		cs, err := e.calls(op)
+		if err != nil {
+			return err
+		}
+		if len(cs) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d %s calls of %d", len(cs), op, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 func (e *env) resetCalls() error {
 	req, _ := http.NewRequest(http.MethodDelete, e.simURL+"/_sim/calls", nil)
 	resp, err := e.hc.Do(req)

@@ -30,8 +30,11 @@ type memSample struct {
 // sampleMem collects garbage three times first: each GC also halves the
 // stacks of goroutines that use less than a quarter of theirs, as a
 // long-running worker's periodic GCs do.
+// gcs is how many collections run before a sample.
+const gcs = 3
+
 func sampleMem() memSample {
-	for range 3 {
+	for range gcs {
 		runtime.GC()
 	}
 	debug.FreeOSMemory()
@@ -68,6 +71,9 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 			Script: campaignsim.Script{Duration: campaignsim.Duration(time.Hour)}}
 	}
 	if err := e.putMappings(ms); err != nil {
+		return err
+	}
+	if err := e.resetCalls(); err != nil {
 		return err
 	}
 	url, stopNATS, err := e.natsServer("lazy")
@@ -116,8 +122,11 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 		return fmt.Errorf("only %d of %d jobs triggered", triggered.Load(), n)
 	}
 	// The first status check runs alongside the triggered event; let every
-	// job reach its first wait.
-	time.Sleep(3 * time.Second)
+	// job make it and reach its first wait.
+	if err := e.waitCalls(ctx, "status", n); err != nil {
+		return err
+	}
+	time.Sleep(time.Second)
 	after := sampleMem()
 	if e.o.memProfile != "" {
 		if err := writeHeapProfile(e.o.memProfile); err != nil {
