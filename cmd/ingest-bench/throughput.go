@@ -19,27 +19,40 @@ import (
 	"github.com/acme/campaign-ingest/publisher"
 )
 
-// throughputMapping is the mapping of the throughput runs: instant, or
-// -duration long.
-func (e *env) throughputMapping() (string, error) {
-	id := "INSTANT"
-	if e.o.duration > 0 {
-		id = "TIMED"
+// throughputMappings returns the mapping of command i: one instant
+// mapping for all, or with -duration one mapping per command (a mapping runs
+// one request at a time).
+func (e *env) throughputMappings(mode string) (func(int) string, error) {
+	if e.o.duration <= 0 {
+		return func(int) string { return "INSTANT" }, e.putMappings([]campaignsim.Mapping{{Org: benchOrg, ID: "INSTANT", Script: campaignsim.Script{Records: 1}}})
 	}
-	return id, e.putMappings([]campaignsim.Mapping{{Org: benchOrg, ID: id,
-		Script: campaignsim.Script{Records: 1, Duration: campaignsim.Duration(e.o.duration)}}})
+	ms := make([]campaignsim.Mapping, e.o.n)
+	for i := range ms {
+		ms[i] = campaignsim.Mapping{Org: benchOrg, ID: fmt.Sprintf("T%s%06d", mode, i),
+			Script: campaignsim.Script{Records: 1, Duration: campaignsim.Duration(e.o.duration)}}
+	}
+	return func(i int) string { return ms[i].ID }, e.putMappings(ms)
 }
 
 // throughputPhase runs the worker and then the floor on fresh servers of
-// one fsync mode and adds both rates and their ratio to t.
+// one fsync mode and adds both rates and their ratio to t. With -duration
+// only the worker runs: the floor is defined for instant ingestions.
 func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *os.File) error {
-	if e.o.duration > 0 {
-		// Every request of one mapping would wait for the previous one.
-		return fmt.Errorf("-duration needs one mapping per command; not supported in the throughput phase yet")
-	}
-	mapping, err := e.throughputMapping()
+	mapping, err := e.throughputMappings(mode)
 	if err != nil {
 		return err
+	}
+	if e.o.duration > 0 {
+		load := loadAvg()
+		wr, err := throughputWorker(ctx, e, mode, mapping, prof)
+		if err != nil {
+			return err
+		}
+		label := fmt.Sprintf("throughput, fsync %s, %d cmds of %s, %d in flight", mode, e.o.n, e.o.duration, e.o.concurrency)
+		t.add(label, "worker", fmt.Sprintf("%.0f /s", wr.rate), "", load)
+		t.add(label, "worker: JetStream writes / job", wr.writes, "", "-")
+		t.add(label, "worker: CPU µs / job (bench / nats / sim)", wr.cpu, "", "-")
+		return nil
 	}
 	load := loadAvg()
 	wr, err := throughputWorker(ctx, e, mode, mapping, prof)
@@ -87,7 +100,7 @@ func writesPerJob(ctx context.Context, js jetstream.JetStream, n int) string {
 
 // throughputWorker publishes n commands and measures commands/s from the
 // first publish to the last terminal event, the worker running in process.
-func throughputWorker(ctx context.Context, e *env, mode, mapping string, prof *os.File) (result, error) {
+func throughputWorker(ctx context.Context, e *env, mode string, mapping func(int) string, prof *os.File) (result, error) {
 	url, pid, stopNATS, err := e.natsServerPID(mode)
 	if err != nil {
 		return result{}, err
@@ -114,7 +127,7 @@ func throughputWorker(ctx context.Context, e *env, mode, mapping string, prof *o
 	defer stopProf()
 	cpu := startCPU(pid, e.sim.cmd.Process.Pid)
 	start := time.Now()
-	if err := publishAll(ctx, js, e.o.n, "tp", func(int) string { return mapping }); err != nil {
+	if err := publishAll(ctx, js, e.o.n, "tp", mapping); err != nil {
 		return result{}, err
 	}
 	if err := tc.wait(ctx, e.o.timeout); err != nil {
@@ -130,7 +143,7 @@ func throughputWorker(ctx context.Context, e *env, mode, mapping string, prof *o
 // calls (POST, one GET, a static token) and the same NATS round trips
 // (command publish, pull, triggered event, terminal event, ack) with the
 // same concurrency, none of the worker's machinery.
-func throughputFloor(ctx context.Context, e *env, mode, mapping string) (result, error) {
+func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int) string) (result, error) {
 	url, pid, stopNATS, err := e.natsServerPID(mode)
 	if err != nil {
 		return result{}, err
@@ -158,8 +171,8 @@ func throughputFloor(ctx context.Context, e *env, mode, mapping string) (result,
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = e.o.concurrency
-	f := &floor{mapping: mapping, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, js: js, token: tok,
-		base: e.simURL + "/" + benchOrg + "/campaign/dataIngestion/xdmIngestion/" + mapping + "/ingest"}
+	f := &floor{mapping: mapping(0), hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, js: js, token: tok,
+		base: e.simURL + "/" + benchOrg + "/campaign/dataIngestion/xdmIngestion/" + mapping(0) + "/ingest"}
 	tc, err := countTerminal(nc, e.o.n, nil)
 	if err != nil {
 		return result{}, err
@@ -195,7 +208,7 @@ func throughputFloor(ctx context.Context, e *env, mode, mapping string) (result,
 	}
 	cpu := startCPU(pid, e.sim.cmd.Process.Pid)
 	start := time.Now()
-	perr := publishAll(ctx, js, e.o.n, "fl", func(int) string { return mapping })
+	perr := publishAll(ctx, js, e.o.n, "fl", mapping)
 	if perr == nil {
 		perr = tc.wait(ctx, e.o.timeout)
 	}
