@@ -130,15 +130,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 				continue
 			}
 			slots <- struct{}{}
-			wg.Go(func() {
-				defer func() {
-					<-slots
-					select {
-					case released <- struct{}{}:
-					default:
-					}
-				}()
-				c.handle(jobCtx, msg)
+			wg.Add(1)
+			go c.handle(jobCtx, msg, func() {
+				<-slots
+				select {
+				case released <- struct{}{}:
+				default:
+				}
+				wg.Done()
 			})
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
@@ -157,24 +156,54 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle runs one delivery to its end. A panic is recovered and the command
-// handed back.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
+// handle starts one delivery's job; end is called once the delivery is
+// settled. The job holds no goroutine while it waits between status checks
+// (ingest.Runner.Start). A panic is recovered and the command handed back.
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, end func()) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.log.Error("message without JetStream metadata", "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
+		end()
 		return
 	}
 	d := &delivery{msg: msg, published: meta.Timestamp}
 	c.track(d, true)
-	defer c.track(d, false)
+	finished := func() {
+		c.track(d, false)
+		end()
+	}
+	started := false
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("job panicked; handing the command back", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			c.handBack(msg, "panic")
 		}
+		if !started {
+			finished()
+		}
 	}()
+	job, ok := c.begin(ctx, msg, meta)
+	if !ok {
+		return
+	}
+	c.m.InFlight.Inc()
+	started = true
+	c.runner.Start(ctx, c.journal(job.Logger), job, func(res ingest.Result) {
+		defer finished()
+		c.m.InFlight.Dec()
+		if res.Panic != nil {
+			job.Logger.Error("job panicked; handing the command back", "panic", res.Panic.String())
+			c.handBack(msg, "panic")
+			return
+		}
+		c.settle(ctx, job.Logger, msg, res)
+	})
+}
+
+// begin decodes a delivery into its job. It settles the message itself and
+// reports false when no job is to run.
+func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (ingest.Job, bool) {
 	kind := "first"
 	if meta.NumDelivered > 1 {
 		kind = "redelivery"
@@ -197,7 +226,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	if errors.As(err, &rej) {
 		log.Warn("command rejected", "reason", rej.Reason, "detail", rej.Detail)
 		c.reject(ctx, log, msg, ingest.Rejected(cmd, rej, time.Now()))
-		return
+		return ingest.Job{}, false
 	}
 	job := ingest.Job{
 		Command:      cmd,
@@ -207,12 +236,9 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		Logger:       log,
 	}
 	if !c.prepare(ctx, log, msg, &job, env) {
-		return
+		return ingest.Job{}, false
 	}
-	c.m.InFlight.Inc()
-	res := c.runner.Run(ctx, c.journal(log), job)
-	c.m.InFlight.Dec()
-	c.settle(ctx, log, msg, res)
+	return job, true
 }
 
 // prepare loads the command's state and decides whether the job runs. It

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -152,17 +154,37 @@ type Result struct {
 	Interrupted bool
 	// Err is the cause of a hand-back.
 	Err error
+	// Panic is set when the job panicked (Start only; Run panics again).
+	// The command should be handed back.
+	Panic *StepPanic
 }
 
 var errDeadline = errors.New("job deadline exceeded")
 
-// Run runs one delivery of a job to its end or to a hand-back. ctx
-// cancelled means the worker is stopping: the job returns Interrupted at its
-// next step; its state is already in the journal.
+// Run runs one delivery of a job to its end or to a hand-back, and returns
+// how it ended. ctx cancelled means the worker is stopping: the job returns
+// Interrupted at its next step; its state is already in the journal. A
+// panic in the job is raised again in the caller.
 func (r *Runner) Run(ctx context.Context, journal Journal, job Job) Result {
+	ch := make(chan Result, 1)
+	r.Start(ctx, journal, job, func(res Result) { ch <- res })
+	res := <-ch
+	if res.Panic != nil {
+		panic(res.Panic)
+	}
+	return res
+}
+
+// Start runs one delivery of a job like Run, but returns at once and holds
+// no goroutine while the job waits between status checks: the wait is a
+// timer, and each step (a trigger, a status check) runs on a goroutine that
+// ends with it. A waiting job costs its state only, not a goroutine stack
+// grown by the HTTP, JSON and NATS call chains. done is called exactly once,
+// on a goroutine of the runner's; a panic in a step is recovered and
+// reported in Result.Panic.
+func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(Result)) {
 	deadline := job.Command.Deadline(job.Published, r.cfg.JobTimeout)
 	jctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
-	defer cancel()
 	j := &run{Runner: r, journal: journal, job: job, log: job.Logger}
 	if j.log == nil {
 		j.log = r.cfg.Logger
@@ -176,57 +198,79 @@ func (r *Runner) Run(ctx context.Context, journal Journal, job Job) Result {
 		j.rec = *job.Record
 		j.resumed = j.rec.RequestID != ""
 	}
-	// Every step runs on a goroutine of its own (offStack); between status
-	// checks the job waits here, on a shallow stack that the garbage
-	// collector shrinks: a waiting job costs a few KiB, not the 16 KiB the
-	// HTTP, JSON and NATS call chains grow a stack to.
-	ev, err := offStack(func() (*Event, error) { return j.run(jctx) })
-	for {
+	var step func(first bool)
+	step = func(first bool) {
+		ev, err, p := j.step(jctx, first)
+		if p != nil {
+			cancel()
+			done(Result{Record: j.rec, Panic: p})
+			return
+		}
 		var w waitError
-		if !errors.As(err, &w) {
-			break
+		if errors.As(err, &w) {
+			after(jctx, w.d, func() { step(false) }, func() {
+				res := j.result(ctx, jctx, nil, context.Cause(jctx))
+				cancel()
+				done(res)
+			})
+			return
 		}
-		if err = sleep(jctx, w.d); err != nil {
-			break
-		}
-		ev, err = offStack(func() (*Event, error) { return j.poll(jctx) })
+		res := j.result(ctx, jctx, ev, err)
+		cancel()
+		done(res)
 	}
-	return j.result(ctx, jctx, ev, err)
+	go step(true)
 }
 
-// waitError asks Run to make the next status check after d.
+// step runs the job from its start (first) or makes its next status check,
+// recovering a panic.
+func (j *run) step(ctx context.Context, first bool) (ev *Event, err error, p *StepPanic) {
+	defer func() {
+		if v := recover(); v != nil {
+			p = &StepPanic{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if first {
+		ev, err = j.run(ctx)
+	} else {
+		ev, err = j.poll(ctx)
+	}
+	return ev, err, nil
+}
+
+// after calls then once d has passed, or stopped once ctx has ended, on a
+// goroutine of its own; whichever comes first, never both.
+func after(ctx context.Context, d time.Duration, then, stopped func()) {
+	var (
+		claimed atomic.Bool
+		mu      sync.Mutex
+		t       *time.Timer
+	)
+	mu.Lock()
+	defer mu.Unlock()
+	stopCtx := context.AfterFunc(ctx, func() {
+		if !claimed.CompareAndSwap(false, true) {
+			return
+		}
+		mu.Lock()
+		t.Stop()
+		mu.Unlock()
+		stopped()
+	})
+	t = time.AfterFunc(d, func() {
+		if claimed.CompareAndSwap(false, true) {
+			stopCtx()
+			then()
+		}
+	})
+}
+
+// waitError asks for the next status check after d.
 type waitError struct{ d time.Duration }
 
 func (w waitError) Error() string { return "next status check in " + w.d.String() }
 
-// offStack runs step on a goroutine of its own and waits for it; that
-// goroutine's stack, grown by the call chains under step, is freed when it
-// ends. A panic in step is raised again in the caller (as a StepPanic), so
-// that the caller's recover sees it.
-func offStack(step func() (*Event, error)) (*Event, error) {
-	type result struct {
-		ev  *Event
-		err error
-		p   *StepPanic
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- result{p: &StepPanic{Value: p, Stack: debug.Stack()}}
-			}
-		}()
-		ev, err := step()
-		done <- result{ev: ev, err: err}
-	}()
-	r := <-done
-	if r.p != nil {
-		panic(r.p)
-	}
-	return r.ev, r.err
-}
-
-// StepPanic is a panic of a job step, raised again in the job's goroutine.
+// StepPanic is a panic of a job step.
 type StepPanic struct {
 	Value any
 	// Stack is where the step panicked.
