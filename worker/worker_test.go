@@ -33,19 +33,7 @@ type harness struct {
 // testConfig is the worker's configuration for tests: fast polls and
 // retries, short AckWait.
 func testConfig(natsURL, simURL string) worker.Config {
-	cfg := worker.DefaultConfig()
-	cfg.NATS.URL = natsURL
-	cfg.CampaignURL = simURL
-	cfg.IMS.URL = simURL + "/ims/token/v3"
-	cfg.IMS.ClientID, cfg.IMS.ClientSecret = campaignsim.DemoClientID, campaignsim.DemoClientSecret
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.PollInitial, cfg.PollMax = 20*time.Millisecond, 100*time.Millisecond
-	cfg.APIRetryInitial, cfg.APIRetryMax = 10*time.Millisecond, 50*time.Millisecond
-	cfg.APITimeout = 2 * time.Second
-	cfg.RedeliverDelay = 100 * time.Millisecond
-	cfg.AckWait = 3 * time.Second
-	cfg.MaxDeliver = 5
-	return cfg
+	return testenv.WorkerConfig(natsURL, simURL)
 }
 
 func newHarness(t *testing.T, mappings ...campaignsim.Mapping) *harness {

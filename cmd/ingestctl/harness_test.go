@@ -26,21 +26,9 @@ type env struct {
 	events *testenv.Events
 }
 
-// testConfig is the worker's configuration for tests: fast polls and
-// retries, short AckWait, no resubmit after Aborted.
+// testConfig is testenv.WorkerConfig without resubmits after Aborted.
 func testConfig(natsURL, simURL string) worker.Config {
-	cfg := worker.DefaultConfig()
-	cfg.NATS.URL = natsURL
-	cfg.CampaignURL = simURL
-	cfg.IMS.URL = simURL + "/ims/token/v3"
-	cfg.IMS.ClientID, cfg.IMS.ClientSecret = campaignsim.DemoClientID, campaignsim.DemoClientSecret
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.PollInitial, cfg.PollMax = 20*time.Millisecond, 100*time.Millisecond
-	cfg.APIRetryInitial, cfg.APIRetryMax = 10*time.Millisecond, 50*time.Millisecond
-	cfg.APITimeout = 2 * time.Second
-	cfg.RedeliverDelay = 100 * time.Millisecond
-	cfg.AckWait = 3 * time.Second
-	cfg.MaxDeliver = 5
+	cfg := testenv.WorkerConfig(natsURL, simURL)
 	cfg.ResubmitAborted = 0
 	return cfg
 }

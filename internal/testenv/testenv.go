@@ -18,6 +18,7 @@ import (
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/publisher"
+	"github.com/acme/campaign-ingest/worker"
 )
 
 // NATS starts an embedded JetStream server on a free loopback port with its
@@ -168,4 +169,23 @@ func Calls(sim *campaignsim.Server, org, mapping string, op campaignsim.Operatio
 		}
 	}
 	return out
+}
+
+// WorkerConfig is the worker's configuration for tests against nats at
+// natsURL and the simulator at simURL with its demo credential: fast polls
+// and retries, a short AckWait, metrics on a free port.
+func WorkerConfig(natsURL, simURL string) worker.Config {
+	cfg := worker.DefaultConfig()
+	cfg.NATS.URL = natsURL
+	cfg.CampaignURL = simURL
+	cfg.IMS.URL = simURL + "/ims/token/v3"
+	cfg.IMS.ClientID, cfg.IMS.ClientSecret = campaignsim.DemoClientID, campaignsim.DemoClientSecret
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.PollInitial, cfg.PollMax = 20*time.Millisecond, 100*time.Millisecond
+	cfg.APIRetryInitial, cfg.APIRetryMax = 10*time.Millisecond, 50*time.Millisecond
+	cfg.APITimeout = 2 * time.Second
+	cfg.RedeliverDelay = 100 * time.Millisecond
+	cfg.AckWait = 3 * time.Second
+	cfg.MaxDeliver = 5
+	return cfg
 }
