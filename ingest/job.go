@@ -367,8 +367,10 @@ func (j *run) triggerRefused(res campaign.TriggerResponse, reason Reason) *Event
 	return ev
 }
 
-// accepted records the job's own request and starts polling it. The journal
-// write and the triggered event run alongside the first status check.
+// accepted takes the request as the job's own and makes the first status
+// check; the triggered event is published alongside it. The request is
+// stored with the first check that is not terminal (or with the done
+// record), and before any hand-back.
 func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopted bool) (*Event, error) {
 	requestID := string(res.RequestID)
 	now := j.cfg.Now()
@@ -411,7 +413,8 @@ func (j *run) flush() error {
 }
 
 // poll checks the job's request once. An ingestion still running returns
-// a waitError with the time to the next check: Run waits, then polls again.
+// a waitError with the time to the next check: Start waits on a timer, then
+// polls again.
 // The first check is at once, also when a redelivered job resumes.
 func (j *run) poll(ctx context.Context) (*Event, error) {
 	st, err := retry(ctx, j.cfg, func() (campaign.StatusResponse, error) {
