@@ -169,6 +169,10 @@ func decodeObject(body []byte, v any) error {
 type looseString string
 
 func (s *looseString) UnmarshalJSON(b []byte) error {
+	if v, ok := simpleString(b); ok {
+		*s = looseString(v)
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var v string
 		if err := json.Unmarshal(b, &v); err != nil {

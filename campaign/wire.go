@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Status is the API's own word for the state of an ingestion request. A value
@@ -84,11 +85,18 @@ func (r *RequestID) UnmarshalJSON(b []byte) error {
 		*r = ""
 		return nil
 	case len(b) > 0 && b[0] == '"':
+		if s, ok := simpleString(b); ok {
+			*r = RequestID(s)
+			return nil
+		}
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
 			return fmt.Errorf("requestId: %w", err)
 		}
 		*r = RequestID(s)
+		return nil
+	case isDecimal(b):
+		*r = RequestID(b)
 		return nil
 	}
 	var n json.Number
@@ -148,3 +156,35 @@ type TokenResponse struct {
 // ErrMalformed is wrapped by every error about an answer that could not be
 // decoded (not JSON, missing status, too large).
 var ErrMalformed = errors.New("campaign: malformed response")
+
+// simpleString returns the text of a JSON string literal without escapes,
+// and false for anything else (the caller then decodes it fully). It is the
+// decoding hot path: the API's strings have no escapes.
+func simpleString(b []byte) (string, bool) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", false
+	}
+	inner := b[1 : len(b)-1]
+	for _, c := range inner {
+		if c == '\\' || c == '"' || c < 0x20 {
+			return "", false
+		}
+	}
+	if !utf8.Valid(inner) {
+		return "", false
+	}
+	return string(inner), true
+}
+
+// isDecimal reports whether b is a JSON number made of digits only.
+func isDecimal(b []byte) bool {
+	if len(b) == 0 || len(b) > 1 && b[0] == '0' {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,19 +20,31 @@ type journal struct {
 
 func (c *Consumer) journal(log *slog.Logger) journal { return journal{c: c, log: log} }
 
-// Triggered publishes the triggered event. It stores no state (the job
+// Triggered starts publishing the triggered event (asynchronously: no
+// goroutine waits for it) and returns a function that waits, at most
+// WriteTimeout, for JetStream's acknowledgement. It stores no state (the job
 // does, with Progress or the done record) and never fails the job: a
 // triggered event that cannot be published is logged, the terminal event
 // still follows.
-func (j journal) Triggered(ctx context.Context, ev ingest.Event) error {
-	wctx, cancel := j.c.writeCtx(ctx)
-	defer cancel()
-	if err := j.c.pub.Publish(wctx, ev); err != nil {
+func (j journal) Triggered(_ context.Context, ev ingest.Event) func() error {
+	ack, err := j.c.pub.PublishAsync(ev)
+	if err != nil {
 		j.log.Warn("cannot publish the triggered event", "err", err)
+		return func() error { return nil }
+	}
+	return func() error {
+		t := time.NewTimer(j.c.cfg.WriteTimeout)
+		defer t.Stop()
+		select {
+		case <-ack.Ok():
+			j.c.m.Events.WithLabelValues(string(ev.Type)).Inc()
+		case err := <-ack.Err():
+			j.log.Warn("cannot publish the triggered event", "err", err)
+		case <-t.C:
+			j.log.Warn("no acknowledgement of the triggered event", "timeout", j.c.cfg.WriteTimeout)
+		}
 		return nil
 	}
-	j.c.m.Events.WithLabelValues(string(ev.Type)).Inc()
-	return nil
 }
 
 // Progress stores the job's state.

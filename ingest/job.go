@@ -24,13 +24,14 @@ type API interface {
 // Journal makes a job's progress durable and visible. The consumer
 // implements it with the KV bucket and the event stream.
 type Journal interface {
-	// Triggered publishes ev, the triggered event, once the API accepted a
-	// request (or the job adopted one). The job polls concurrently; it
-	// waits for Triggered before it ends. It stores no state: the request
-	// id is stored by the first Progress, or by the done record when the
-	// first status check is already terminal (one synchronous write less
-	// per job, see BENCHMARKS.md).
-	Triggered(ctx context.Context, ev Event) error
+	// Triggered starts publishing ev, the triggered event, once the API
+	// accepted a request (or the job adopted one), and returns a function
+	// that waits for the publication to end. The job makes its first
+	// status check meanwhile, and waits before it ends or hands back. It
+	// stores no state: the request id is stored by the first Progress, or
+	// by the done record when the first status check is already terminal
+	// (one synchronous write less per job, see BENCHMARKS.md).
+	Triggered(ctx context.Context, ev Event) (wait func() error)
 	// Progress stores rec after a status check that was not terminal, when
 	// the job starts waiting for another request of a busy mapping, and
 	// before a job whose request is not stored yet hands its command back
@@ -175,13 +176,14 @@ func (r *Runner) Run(ctx context.Context, journal Journal, job Job) Result {
 	return res
 }
 
-// Start runs one delivery of a job like Run, but returns at once and holds
-// no goroutine while the job waits between status checks: the wait is a
-// timer, and each step (a trigger, a status check) runs on a goroutine that
-// ends with it. A waiting job costs its state only, not a goroutine stack
-// grown by the HTTP, JSON and NATS call chains. done is called exactly once,
-// on a goroutine of the runner's; a panic in a step is recovered and
-// reported in Result.Panic.
+// Start runs one delivery of a job like Run, but holds no goroutine while
+// the job waits between status checks: the wait is a timer, and each later
+// step (a status check) runs on a goroutine that ends with it. A waiting job
+// costs its state only, not a goroutine stack grown by the HTTP, JSON and
+// NATS call chains. The first step (the trigger and the first check) runs
+// on the calling goroutine: Start returns when the job first waits, or has
+// ended. done is called exactly once, maybe before Start returns; a panic in
+// a step is recovered and reported in Result.Panic.
 func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(Result)) {
 	deadline := job.Command.Deadline(job.Published, r.cfg.JobTimeout)
 	jctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
@@ -219,7 +221,7 @@ func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(
 		cancel()
 		done(res)
 	}
-	go step(true)
+	step(true)
 }
 
 // step runs the job from its start (first) or makes its next status check,
@@ -287,8 +289,8 @@ type run struct {
 	log     *slog.Logger
 	rec     Record
 	resumed bool
-	// pending is the triggered journal write still in flight.
-	pending chan error
+	// pending waits for the triggered event's publication in flight.
+	pending func() error
 	// unsaved: the job's request is not stored in the journal yet.
 	unsaved bool
 }
@@ -379,9 +381,7 @@ func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopte
 	ev := j.event(EventTriggered, "")
 	ev.Status, ev.Info, ev.FinishedAt = string(res.Status), res.Info, Time{}
 	j.log.InfoContext(ctx, "ingestion triggered", "requestId", requestID, "attempt", j.rec.Attempt, "adopted", adopted)
-	done := make(chan error, 1)
-	go func() { done <- j.journal.Triggered(ctx, *ev) }()
-	j.pending, j.unsaved = done, true
+	j.pending, j.unsaved = j.journal.Triggered(ctx, *ev), true
 	return j.poll(ctx)
 }
 
@@ -404,7 +404,7 @@ func (j *run) flush() error {
 	if j.pending == nil {
 		return nil
 	}
-	err := <-j.pending
+	err := j.pending()
 	j.pending = nil
 	if err != nil {
 		return fmt.Errorf("record triggered request: %w", err)

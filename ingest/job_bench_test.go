@@ -15,7 +15,9 @@ import (
 // nopJournal stores nothing.
 type nopJournal struct{}
 
-func (nopJournal) Triggered(context.Context, ingest.Event) error { return nil }
+func (nopJournal) Triggered(context.Context, ingest.Event) func() error {
+	return func() error { return nil }
+}
 func (nopJournal) Progress(context.Context, ingest.Record) error { return nil }
 
 // BenchmarkRunnerRun runs a job's state transitions (trigger, first status

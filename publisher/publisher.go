@@ -61,6 +61,21 @@ func (p *Publisher) Publish(ctx context.Context, ev ingest.Event) error {
 	return nil
 }
 
+// PublishAsync starts publishing ev and returns at once; the future tells
+// JetStream's acknowledgement (a duplicate dropped by the stream is an
+// acknowledgement too).
+func (p *Publisher) PublishAsync(ev ingest.Event) (jetstream.PubAckFuture, error) {
+	msg, err := EventMsg(ev)
+	if err != nil {
+		return nil, err
+	}
+	ack, err := p.js.PublishMsgAsync(msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s event of %q: %w", ev.Type, ev.CommandID, err)
+	}
+	return ack, nil
+}
+
 // EventMsg builds the NATS message of ev.
 func EventMsg(ev ingest.Event) (*nats.Msg, error) {
 	body, err := json.Marshal(ev)
