@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,7 +86,7 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if w.nc, err = natsconn.Connect(cfg.NATS, natsURL, w.log); err != nil {
+	if w.nc, err = w.connect(ctx, natsURL); err != nil {
 		return nil, err
 	}
 	w.closers = append(w.closers, w.nc.Close)
@@ -142,6 +143,25 @@ func (w *Worker) startNATS() (string, error) {
 	w.closers = append(w.closers, func() { w.ns.Shutdown(); w.ns.WaitForShutdown() })
 	w.log.Info("embedded NATS server started", "url", w.ns.ClientURL(), "storeDir", w.cfg.DataDir, "fsyncEveryWrite", !w.cfg.EmbeddedLazySync)
 	return w.ns.ClientURL(), nil
+}
+
+// connectPatience is how long the worker waits for a NATS server that does
+// not answer yet: in compose or Kubernetes it often starts first.
+const connectPatience = time.Minute
+
+// connect connects to NATS, retrying with backoff for connectPatience while
+// no server answers. Other errors (authorization, TLS) end it at once.
+func (w *Worker) connect(ctx context.Context, url string) (*nats.Conn, error) {
+	return backoff.Retry(ctx, func() (*nats.Conn, error) {
+		nc, err := natsconn.Connect(w.cfg.NATS, url, w.log)
+		if err != nil && !errors.Is(err, nats.ErrNoServers) {
+			return nil, backoff.Permanent(err)
+		}
+		if err != nil {
+			w.log.Warn("NATS does not answer yet; retrying", "err", err)
+		}
+		return nc, err
+	}, backoff.WithMaxElapsedTime(connectPatience))
 }
 
 // campaignClient builds the API client, pointed at the in-process

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/worker"
 )
 
@@ -150,4 +152,46 @@ func (h *harness) settled() {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestWaitsForNATS: a worker started before its NATS server connects once
+// the server is up (compose and Kubernetes start them in any order).
+func TestWaitsForNATS(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	_, simURL := testenv.Simulator(t)
+	cfg := testConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), simURL)
+	dir := t.TempDir()
+	go func() {
+		time.Sleep(time.Second)
+		s, err := natsembed.Start(natsembed.Options{Port: port, StoreDir: dir, LazySync: true})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := worker.New(ctx, cfg, worker.Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatalf("worker.New with NATS starting a second later: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	stop()
+	if err := <-done; err != nil {
+		t.Error(err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
