@@ -318,18 +318,24 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.M
 	ev := res.Event
 	wctx, cancel := c.writeCtx(ctx)
 	defer cancel()
-	if err := c.pub.Publish(wctx, *ev); err != nil {
+	ack, err := c.pub.Publish(wctx, *ev)
+	if err != nil {
 		log.Warn("cannot publish the outcome; handing the command back", "err", err)
 		c.nak(msg, time.Second, "nats")
 		return
 	}
-	c.m.Events.WithLabelValues(string(ev.Type)).Inc()
 	if err := c.store.Save(wctx, res.Record); err != nil {
 		// The event is stored; a redelivery would poll once more and
 		// publish a duplicate that the stream drops.
 		log.Warn("cannot record the job as done", "err", err)
 	}
 	c.ack(log, msg)
+	if ack.Duplicate {
+		// An earlier delivery published this outcome and was counted.
+		log.Info("command finished; its outcome was already published", "outcome", ev.Type, "requestId", ev.RequestID)
+		return
+	}
+	c.m.Events.WithLabelValues(string(ev.Type)).Inc()
 	c.m.ObserveOutcome(string(ev.Type), string(ev.Reason), ev.NumRecords, time.Time(ev.TriggeredAt), time.Time(ev.FinishedAt))
 	log.Info("command finished", "outcome", ev.Type, "reason", ev.Reason, "requestId", ev.RequestID,
 		"status", ev.Status, "numRecords", ev.NumRecords, "polls", ev.Polls, "attempt", ev.Attempt)
@@ -340,7 +346,7 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.M
 func (c *Consumer) reject(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ev ingest.Event) {
 	wctx, cancel := c.writeCtx(ctx)
 	defer cancel()
-	if err := c.pub.Publish(wctx, ev); err != nil {
+	if _, err := c.pub.Publish(wctx, ev); err != nil {
 		log.Warn("cannot publish the rejection; handing the command back", "err", err)
 		c.nak(msg, time.Second, "nats")
 		return

@@ -84,13 +84,18 @@ func (c *Consumer) endExhausted(ctx context.Context, adv maxDeliveriesAdvisory) 
 		if errors.As(perr, &rej) {
 			ev = ingest.Rejected(cmd, rej, time.Now())
 		}
-		if err := c.pub.Publish(wctx, ev); err != nil {
+		ack, err := c.pub.Publish(wctx, ev)
+		if err != nil {
 			log.Warn("cannot publish the outcome of a command that used up its deliveries", "err", err)
 			return
 		}
-		c.m.Events.WithLabelValues(string(ev.Type)).Inc()
-		c.m.ObserveOutcome(string(ev.Type), string(ev.Reason), 0, time.Time{}, time.Time(ev.FinishedAt))
-		log.Warn("command used up its deliveries without an outcome", "outcome", ev.Type, "reason", ev.Reason)
+		// Every replica hears the advisory; the one whose event the
+		// stream kept counts it.
+		if !ack.Duplicate {
+			c.m.Events.WithLabelValues(string(ev.Type)).Inc()
+			c.m.ObserveOutcome(string(ev.Type), string(ev.Reason), 0, time.Time{}, time.Time(ev.FinishedAt))
+			log.Warn("command used up its deliveries without an outcome", "outcome", ev.Type, "reason", ev.Reason)
+		}
 	}
 	if err := c.bound.Commands.DeleteMsg(wctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		log.Warn("cannot delete a command that used up its deliveries", "err", err)

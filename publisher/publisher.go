@@ -49,16 +49,17 @@ func New(js jetstream.JetStream) *Publisher { return &Publisher{js: js} }
 
 // Publish publishes ev and waits for JetStream's acknowledgement. A publish
 // that the stream drops as a duplicate (same Nats-Msg-Id within the
-// duplicate window) is a success.
-func (p *Publisher) Publish(ctx context.Context, ev ingest.Event) error {
+// duplicate window) is a success; the acknowledgement's Duplicate tells it.
+func (p *Publisher) Publish(ctx context.Context, ev ingest.Event) (*jetstream.PubAck, error) {
 	msg, err := EventMsg(ev)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if _, err := p.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("publish %s event of %q: %w", ev.Type, ev.CommandID, err)
+	ack, err := p.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s event of %q: %w", ev.Type, ev.CommandID, err)
 	}
-	return nil
+	return ack, nil
 }
 
 // PublishAsync starts publishing ev and returns at once; the future tells

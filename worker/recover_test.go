@@ -43,7 +43,7 @@ func TestRecoverFromTriggeredEvent(t *testing.T) {
 	requestID := triggerDirectly(t, h, "acme", "XDM44")
 	ev := ingest.NewEvent(ingest.EventTriggered, cmd)
 	ev.RequestID, ev.Attempt, ev.Status, ev.TriggeredAt = requestID, 1, "Success", ingest.Time(time.Now())
-	if err := publisher.New(h.js).Publish(ctx, ev); err != nil {
+	if _, err := publisher.New(h.js).Publish(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
 
