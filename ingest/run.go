@@ -1,0 +1,314 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/acme/campaign-ingest/campaign"
+)
+
+// run is one job delivery in progress.
+type run struct {
+	*Runner
+	journal Journal
+	job     Job
+	log     *slog.Logger
+	rec     Record
+	resumed bool
+	// pending waits for the triggered event's publication in flight.
+	pending func() error
+	// unsaved: the job's request is not stored in the journal yet.
+	unsaved bool
+}
+
+func (j *run) run(ctx context.Context) (*Event, error) {
+	if j.rec.Phase == PhaseRunning && j.rec.RequestID != "" {
+		j.log.InfoContext(ctx, "resuming", "requestId", j.rec.RequestID, "polls", j.rec.Polls)
+		return j.poll(ctx)
+	}
+	if j.rec.Phase == PhaseWaiting && j.rec.RequestID != "" {
+		if err := j.waitOther(ctx, j.rec.RequestID); err != nil {
+			return nil, err
+		}
+	}
+	return j.trigger(ctx)
+}
+
+// trigger POSTs until the job has a request of its own (or adopts one), then polls.
+func (j *run) trigger(ctx context.Context) (*Event, error) {
+	for {
+		// lost: a POST of this loop failed in a way that may have
+		// submitted the request all the same (answer dropped, spoiled or
+		// too late, 5xx): a retry answered In Progress is then our own.
+		lost := false
+		res, err := retry(ctx, j.cfg, func() (campaign.TriggerResponse, error) {
+			res, err := j.api.Trigger(ctx, j.rec.Organization, j.rec.MappingID)
+			lost = lost || mayHaveSubmitted(err)
+			return res, err
+		})
+		if err != nil {
+			typ := EventRejected
+			if j.rec.Attempt > 1 {
+				typ = EventFailed
+			}
+			return j.apiFailure(ctx, err, typ)
+		}
+		switch res.Kind() {
+		case campaign.TriggerAccepted:
+			return j.accepted(ctx, res, false)
+		case campaign.TriggerBusy:
+			other := string(res.RequestID)
+			if j.job.Delivery > 1 && !j.resumed || lost || j.cfg.BusyPolicy == BusyAttach {
+				// On a redelivery without a record, or after a POST whose
+				// answer was lost, the running request is almost surely
+				// this job's own.
+				return j.accepted(ctx, res, true)
+			}
+			j.log.InfoContext(ctx, "mapping busy, waiting for its running request", "otherRequestId", other)
+			j.rec.Phase, j.rec.RequestID, j.rec.UpdatedAt = PhaseWaiting, other, Time(j.cfg.Now())
+			if err := j.journal.Progress(ctx, j.rec); err != nil {
+				return nil, fmt.Errorf("record waiting state: %w", err)
+			}
+			if err := j.waitOther(ctx, other); err != nil {
+				return nil, err
+			}
+		case campaign.TriggerNotStopped:
+			return j.triggerRefused(res, ReasonMappingNotStopped), nil
+		case campaign.TriggerNotPublished:
+			return j.triggerRefused(res, ReasonMappingNotPublished), nil
+		default:
+			if res.RequestID != "" {
+				j.log.WarnContext(ctx, "unknown trigger status with a request id: polling it", "status", res.Status)
+				return j.accepted(ctx, res, false)
+			}
+			ev := j.event(EventFailed, ReasonIngestionFailed)
+			ev.Status, ev.Info, ev.ErrorCode = string(res.Status), res.Info, campaign.ErrorCode(res.Info)
+			return ev, nil
+		}
+	}
+}
+
+func (j *run) triggerRefused(res campaign.TriggerResponse, reason Reason) *Event {
+	ev := j.event(EventRejected, reason)
+	ev.Status, ev.Info, ev.ErrorCode = string(res.Status), res.Info, campaign.ErrorCode(res.Info)
+	ev.Detail = res.Info
+	return ev
+}
+
+// accepted takes the request as the job's own and makes the first status
+// check; the triggered event is published alongside it. The request is
+// stored with the first check that is not terminal (or with the done
+// record), and before any hand-back.
+func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopted bool) (*Event, error) {
+	requestID := string(res.RequestID)
+	now := j.cfg.Now()
+	j.rec.Phase, j.rec.RequestID, j.rec.Polls, j.rec.Status = PhaseRunning, requestID, 0, ""
+	j.rec.TriggeredAt, j.rec.UpdatedAt = Time(now), Time(now)
+	ev := j.event(EventTriggered, "")
+	ev.Status, ev.Info, ev.FinishedAt = string(res.Status), res.Info, Time{}
+	j.log.InfoContext(ctx, "ingestion triggered", "requestId", requestID, "attempt", j.rec.Attempt, "adopted", adopted)
+	j.pending, j.unsaved = j.journal.Triggered(ctx, *ev), true
+	return j.poll(ctx)
+}
+
+// save stores the job's request if it is not stored yet, so that a
+// redelivery resumes it instead of triggering again.
+func (j *run) save(ctx context.Context) error {
+	if !j.unsaved {
+		return nil
+	}
+	j.rec.UpdatedAt = Time(j.cfg.Now())
+	if err := j.journal.Progress(ctx, j.rec); err != nil {
+		return fmt.Errorf("record triggered request: %w", err)
+	}
+	j.unsaved = false
+	return nil
+}
+
+// flush waits for the triggered journal write.
+func (j *run) flush() error {
+	if j.pending == nil {
+		return nil
+	}
+	err := j.pending()
+	j.pending = nil
+	if err != nil {
+		return fmt.Errorf("record triggered request: %w", err)
+	}
+	return nil
+}
+
+// poll checks the job's request once. An ingestion still running returns
+// a waitError with the time to the next check: Start waits on a timer, then
+// polls again.
+// The first check is at once, also when a redelivered job resumes.
+func (j *run) poll(ctx context.Context) (*Event, error) {
+	st, err := retry(ctx, j.cfg, func() (campaign.StatusResponse, error) {
+		return j.api.Status(ctx, j.rec.Organization, j.rec.MappingID, j.rec.RequestID)
+	})
+	if err != nil {
+		return j.apiFailure(ctx, err, EventFailed)
+	}
+	j.rec.Polls++
+	j.rec.Status = string(st.Status)
+	j.observe(st.Status)
+	if !st.Status.Terminal() {
+		if !st.Status.Known() {
+			j.log.WarnContext(ctx, "unknown ingestion status, polling on", "status", st.Status, "info", st.Info)
+		}
+		if err := j.flush(); err != nil {
+			return nil, err
+		}
+		j.rec.UpdatedAt = Time(j.cfg.Now())
+		if err := j.journal.Progress(ctx, j.rec); err != nil {
+			return nil, fmt.Errorf("record poll: %w", err)
+		}
+		j.unsaved = false
+		return nil, waitError{d: j.cfg.Schedule.Next(j.rec.Polls)}
+	}
+	if err := j.flush(); err != nil {
+		return nil, err
+	}
+	if st.Status == campaign.StatusAborted && j.rec.Attempt <= j.cfg.ResubmitAborted {
+		j.log.WarnContext(ctx, "ingestion aborted, submitting a new request", "requestId", j.rec.RequestID, "attempt", j.rec.Attempt)
+		if err := j.save(ctx); err != nil {
+			return nil, err
+		}
+		j.rec.Attempt++
+		return j.trigger(ctx)
+	}
+	return j.finished(st), nil
+}
+
+// waitOther polls another request of the mapping to its end (busy policy wait).
+func (j *run) waitOther(ctx context.Context, requestID string) error {
+	for n := 1; ; n++ {
+		st, err := retry(ctx, j.cfg, func() (campaign.StatusResponse, error) {
+			return j.api.Status(ctx, j.rec.Organization, j.rec.MappingID, requestID)
+		})
+		if err != nil && !campaign.Permanent(err) {
+			return err
+		}
+		// A permanent error (the request is unknown) means there is
+		// nothing to wait for.
+		if err != nil || st.Status.Terminal() {
+			return nil
+		}
+		if err := sleep(ctx, j.cfg.Schedule.Next(n)); err != nil {
+			return err
+		}
+	}
+}
+
+func (j *run) finished(st campaign.StatusResponse) *Event {
+	var ev *Event
+	switch st.Status {
+	case campaign.StatusSuccess:
+		ev = j.event(EventSucceeded, "")
+		ev.NumRecords = st.NumRecords
+	case campaign.StatusAborted:
+		ev = j.event(EventAborted, ReasonAborted)
+	default:
+		reason := ReasonIngestionFailed
+		switch st.ErrorCode() {
+		case campaign.CodeFetchFailed:
+			reason = ReasonFetchFailed
+		case campaign.CodeUploadFailed:
+			reason = ReasonUploadFailed
+		}
+		ev = j.event(EventFailed, reason)
+	}
+	ev.Status, ev.Info, ev.BatchID, ev.ErrorCode = string(st.Status), st.Info, st.BatchID, st.ErrorCode()
+	return ev
+}
+
+// apiFailure turns an error of the API into a terminal event or a hand-back.
+// typ is the event type of a permanent failure (rejected before the
+// ingestion ran, failed after).
+func (j *run) apiFailure(ctx context.Context, err error, typ EventType) (*Event, error) {
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	switch {
+	case campaign.Unauthorized(err):
+		return j.failure(typ, ReasonUnauthorized, err), nil
+	case isForbidden(err):
+		return j.failure(typ, ReasonForbidden, err), nil
+	case campaign.Permanent(err) || isServerError500(err):
+		return j.failure(typ, ReasonAPIError, err), nil
+	}
+	return nil, err
+}
+
+func (j *run) failure(typ EventType, reason Reason, err error) *Event {
+	ev := j.event(typ, reason)
+	ev.Detail = err.Error()
+	var ae *campaign.APIError
+	if errors.As(err, &ae) {
+		ev.ErrorCode = ae.ErrorCode
+	}
+	return ev
+}
+
+func (j *run) event(t EventType, reason Reason) *Event {
+	ev := NewEvent(t, j.job.Command)
+	ev.RequestID, ev.Attempt, ev.Polls = j.rec.RequestID, j.rec.Attempt, j.rec.Polls
+	ev.TriggeredAt, ev.FinishedAt, ev.Reason = j.rec.TriggeredAt, Time(j.cfg.Now()), reason
+	return &ev
+}
+
+func (j *run) observe(s campaign.Status) {
+	if j.cfg.Observer != nil {
+		j.cfg.Observer.ObservePoll(string(s), s.Known())
+	}
+}
+
+// result turns the end of run into a Result.
+func (j *run) result(parent, jctx context.Context, ev *Event, err error) Result {
+	if ferr := j.flush(); err == nil && ev != nil && ferr != nil {
+		// The triggered write failed: the job's state is not safe, hand
+		// the command back rather than end it.
+		ev, err = nil, ferr
+	}
+	if ev == nil && j.rec.Phase != PhaseDone {
+		// A hand-back: the redelivery must find the request to resume
+		// it (the journal's writes outlive the stopping worker).
+		if serr := j.save(parent); serr != nil {
+			j.log.Warn("cannot record the triggered request before handing the command back", "err", serr)
+		}
+	}
+	switch {
+	case ev != nil:
+		return j.done(ev)
+	case parent.Err() == nil && errors.Is(context.Cause(jctx), errDeadline):
+		ev := j.event(EventTimedOut, ReasonDeadlineExceeded)
+		ev.Status = j.rec.Status
+		ev.Detail = fmt.Sprintf("the ingestion did not end before the job's deadline (%s after the command)", j.deadline())
+		return j.done(ev)
+	case parent.Err() != nil:
+		return Result{Record: j.rec, Interrupted: true, Err: err}
+	case j.job.LastDelivery:
+		ev := j.event(EventFailed, ReasonAPIUnavailable)
+		ev.Status = j.rec.Status
+		ev.Detail = fmt.Sprintf("the API stayed unusable through the last delivery (%d): %v", j.job.Delivery, err)
+		return j.done(ev)
+	}
+	delay := j.cfg.RedeliverDelay
+	if ra, ok := campaign.RetryAfterOf(err); ok && ra > delay {
+		delay = ra
+	}
+	return Result{Record: j.rec, Retry: delay, Err: err}
+}
+
+func (j *run) deadline() time.Duration {
+	return j.job.Command.Deadline(j.job.Published, j.cfg.JobTimeout).Sub(j.job.Published)
+}
+
+func (j *run) done(ev *Event) Result {
+	j.rec.Phase, j.rec.Outcome, j.rec.Reason = PhaseDone, ev.Type, ev.Reason
+	j.rec.Status, j.rec.UpdatedAt = ev.Status, ev.FinishedAt
+	return Result{Event: ev, Record: j.rec}
+}
