@@ -22,23 +22,25 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
 # --- tools ------------------------------------------------------------------
 
-install_promtool() {
-	local sudo=()
+# apt_install PACKAGE COMMAND: install a Debian package that provides COMMAND.
+apt_install() {
+	local pkg=$1 cmd=$2 sudo=()
 	if [[ $(id -u) -ne 0 ]]; then
-		command -v sudo >/dev/null || fail "promtool is missing and sudo is not available: apt-get install prometheus"
+		command -v sudo >/dev/null || fail "$cmd is missing and sudo is not available: apt-get install $pkg"
 		sudo=(sudo)
 	fi
-	echo "promtool not found: installing the Debian package prometheus (it provides promtool)"
-	if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q prometheus >"$tmp/apt.log" 2>&1; then
+	echo "$cmd not found: installing the Debian package $pkg"
+	if ! DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "$pkg" >"$tmp/apt.log" 2>&1; then
 		# The package lists may be stale or absent; refresh them once.
 		"${sudo[@]}" apt-get update -qq >>"$tmp/apt.log" 2>&1 || true
-		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q prometheus >>"$tmp/apt.log" 2>&1 ||
-			{ cat "$tmp/apt.log" >&2; fail "could not install promtool"; }
+		DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q "$pkg" >>"$tmp/apt.log" 2>&1 ||
+			{ cat "$tmp/apt.log" >&2; fail "could not install $pkg"; }
 	fi
-	command -v promtool >/dev/null || fail "the prometheus package did not provide promtool"
+	command -v "$cmd" >/dev/null || fail "the $pkg package did not provide $cmd"
 }
 
-command -v promtool >/dev/null || install_promtool
+command -v promtool >/dev/null || apt_install prometheus promtool
+command -v python3 >/dev/null || apt_install python3 python3
 echo "promtool: $(promtool --version 2>&1 | head -n1)"
 
 have_pyyaml=false
@@ -60,7 +62,6 @@ promtool check config "$deploy/prometheus/prometheus.yml"
 # --- Grafana ----------------------------------------------------------------
 
 step "dashboards: JSON"
-command -v python3 >/dev/null || fail "python3 is needed to check the dashboards"
 for f in "$deploy"/grafana/dashboards/*.json; do
 	python3 -m json.tool "$f" >/dev/null || fail "$f is not valid JSON"
 	echo "ok $f"
