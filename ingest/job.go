@@ -198,7 +198,7 @@ func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(
 	}
 	var step func(first bool)
 	step = func(first bool) {
-		ev, err, p := j.step(jctx, first)
+		ev, p, err := j.step(jctx, first)
 		if p != nil {
 			cancel()
 			done(Result{Record: j.rec, Panic: p})
@@ -222,7 +222,7 @@ func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(
 
 // step runs the job from its start (first) or makes its next status check,
 // recovering a panic.
-func (j *run) step(ctx context.Context, first bool) (ev *Event, err error, p *StepPanic) {
+func (j *run) step(ctx context.Context, first bool) (ev *Event, p *StepPanic, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p = &StepPanic{Value: v, Stack: debug.Stack()}
@@ -233,7 +233,7 @@ func (j *run) step(ctx context.Context, first bool) (ev *Event, err error, p *St
 	} else {
 		ev, err = j.poll(ctx)
 	}
-	return ev, err, nil
+	return ev, nil, err
 }
 
 // waitError asks for the next status check after d.
