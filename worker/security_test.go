@@ -143,7 +143,7 @@ func secureHarness(t *testing.T, users []*server.User, mappings ...campaignsim.M
 	h := &harness{t: t, sim: sim, simURL: simURL, url: ns.ClientURL()}
 	h.nc, h.js = testenv.Connect(t, h.url, nats.UserInfo("admin", adminPassword))
 	h.events = testenv.RecordEvents(t, h.js)
-	h.cfg = testConfig(h.url, simURL)
+	h.cfg = testenv.WorkerConfig(h.url, simURL)
 	h.cfg.NATS.User, h.cfg.NATS.Password = "admin", adminPassword
 	return h
 }
@@ -406,7 +406,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 		return p
 	}
-	cfg := testConfig(h.url, srv.URL)
+	cfg := testenv.WorkerConfig(h.url, srv.URL)
 	cfg.IMS.ClientID, cfg.IMS.ClientSecret, cfg.IMS.ClientSecretFile = imsClient, "", writeSecret("ims", imsSecret)
 	cfg.NATS.User, cfg.NATS.PasswordFile, cfg.NATS.InboxPrefix = "worker", writeSecret("nats", workerPassword), "_INBOX_worker"
 	cfg.LogLevel = "debug"

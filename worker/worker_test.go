@@ -32,12 +32,6 @@ type harness struct {
 	cfg    worker.Config
 }
 
-// testConfig is the worker's configuration for tests: fast polls and
-// retries, short AckWait.
-func testConfig(natsURL, simURL string) worker.Config {
-	return testenv.WorkerConfig(natsURL, simURL)
-}
-
 func newHarness(t *testing.T, mappings ...campaignsim.Mapping) *harness {
 	t.Helper()
 	ns := testenv.NATS(t)
@@ -45,7 +39,7 @@ func newHarness(t *testing.T, mappings ...campaignsim.Mapping) *harness {
 	h := &harness{t: t, sim: sim, simURL: simURL, url: ns.ClientURL()}
 	h.nc, h.js = testenv.Connect(t, h.url)
 	h.events = testenv.RecordEvents(t, h.js)
-	h.cfg = testConfig(h.url, simURL)
+	h.cfg = testenv.WorkerConfig(h.url, simURL)
 	return h
 }
 
@@ -160,7 +154,7 @@ func TestWaitsForNATS(t *testing.T) {
 	t.Parallel()
 	port := freePort(t)
 	_, simURL := testenv.Simulator(t)
-	cfg := testConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), simURL)
+	cfg := testenv.WorkerConfig(fmt.Sprintf("nats://127.0.0.1:%d", port), simURL)
 	dir := t.TempDir()
 	go func() {
 		time.Sleep(time.Second)
