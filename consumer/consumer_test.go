@@ -16,6 +16,7 @@ import (
 	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/metrics"
 	"github.com/acme/campaign-ingest/publisher"
 )
@@ -51,7 +52,7 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	bound, err := consumer.Setup(ctx, js, consumer.Topology{AckWait: 3 * time.Second, Create: true})
+	bound, err := layout.Setup(ctx, js, layout.Topology{AckWait: 3 * time.Second, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

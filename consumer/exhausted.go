@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strconv"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,10 +30,10 @@ type maxDeliveriesAdvisory struct {
 // is done, then deletes the command. Every replica does it; the shared
 // terminal Nats-Msg-Id keeps one event.
 func (c *Consumer) watchExhausted(ctx context.Context) {
-	info := c.bound.Consumer.CachedInfo()
+	info := c.js.Consumer.CachedInfo()
 	subject := maxDeliveriesSubject + info.Stream + "." + info.Name
 	msgs := make(chan *nats.Msg, 64)
-	sub, err := c.bound.JetStream.Conn().ChanSubscribe(subject, msgs)
+	sub, err := c.js.JetStream.Conn().ChanSubscribe(subject, msgs)
 	if err != nil {
 		c.log.Error("cannot watch for commands that used up their deliveries", "subject", subject, "err", err)
 		return
@@ -57,7 +57,7 @@ func (c *Consumer) watchExhausted(ctx context.Context) {
 func (c *Consumer) endExhausted(ctx context.Context, adv maxDeliveriesAdvisory) {
 	wctx, cancel := c.writeCtx(ctx)
 	defer cancel()
-	raw, err := c.bound.Commands.GetMsg(wctx, adv.StreamSeq)
+	raw, err := c.js.Commands.GetMsg(wctx, adv.StreamSeq)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return // another replica ended it
 	}
@@ -65,39 +65,51 @@ func (c *Consumer) endExhausted(ctx context.Context, adv maxDeliveriesAdvisory) 
 		c.log.Warn("cannot read a command that used up its deliveries", "seq", adv.StreamSeq, "err", err)
 		return
 	}
-	env := ingest.Envelope{
-		Subject:    raw.Subject,
-		MsgID:      raw.Header.Get(jetstream.MsgIDHeader),
-		FallbackID: c.bound.Commands.CachedInfo().Config.Name + "-" + strconv.FormatUint(adv.StreamSeq, 10),
-		Trace:      ingest.ParseTrace(raw.Header.Get(ingest.HeaderTraceParent), raw.Header.Get(ingest.HeaderTraceState)),
-	}
+	env := envelope(raw.Subject, raw.Header.Get, c.js.Commands.CachedInfo().Config.Name, adv.StreamSeq)
 	cmd, perr := ingest.ParseCommand(env, raw.Data)
-	log := c.log.With("commandId", cmd.ID, "organization", cmd.Organization, "mappingId", cmd.MappingID, "deliveries", adv.Deliveries)
-	rec, err := c.store.Load(wctx, cmd.ID)
-	if err != nil {
-		log.Warn("cannot read the job state of a command that used up its deliveries", "err", err)
-		return
+	log := commandLogger(c.log, cmd, "deliveries", adv.Deliveries)
+	var rej *ingest.RejectError
+	if errors.As(perr, &rej) {
+		err = c.publishExhausted(wctx, log, ingest.Rejected(cmd, rej, time.Now()))
+	} else {
+		err = c.endUnfinished(wctx, log, cmd, adv)
 	}
-	if rec == nil || rec.Phase != ingest.PhaseDone {
-		ev := ingest.Exhausted(cmd, rec, int(adv.Deliveries), time.Now())
-		var rej *ingest.RejectError
-		if errors.As(perr, &rej) {
-			ev = ingest.Rejected(cmd, rej, time.Now())
-		}
-		ack, err := c.pub.Publish(wctx, ev)
-		if err != nil {
-			log.Warn("cannot publish the outcome of a command that used up its deliveries", "err", err)
-			return
-		}
-		// Every replica hears the advisory; the one whose event the
-		// stream kept counts it.
-		if !ack.Duplicate {
-			c.m.Events.WithLabelValues(string(ev.Type)).Inc()
-			c.m.ObserveOutcome(string(ev.Type), string(ev.Reason), 0, time.Time{}, time.Time(ev.FinishedAt))
-			log.Warn("command used up its deliveries without an outcome", "outcome", ev.Type, "reason", ev.Reason)
-		}
+	if err != nil && !permanentPublishError(err) {
+		return // the command stays; an operator sees it in commands_pending
 	}
-	if err := c.bound.Commands.DeleteMsg(wctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+	if err := c.js.Commands.DeleteMsg(wctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		log.Warn("cannot delete a command that used up its deliveries", "err", err)
 	}
+}
+
+// endUnfinished publishes the failed event of a valid command that used up
+// its deliveries, unless its record says it is done.
+func (c *Consumer) endUnfinished(ctx context.Context, log *slog.Logger, cmd ingest.Command, adv maxDeliveriesAdvisory) error {
+	rec, err := c.store.Load(ctx, cmd.Organization, cmd.ID)
+	if err != nil {
+		log.Warn("cannot read the job state of a command that used up its deliveries", "err", err)
+		return err
+	}
+	if rec != nil && rec.Phase == ingest.PhaseDone {
+		return nil
+	}
+	return c.publishExhausted(ctx, log, ingest.Exhausted(cmd, rec, int(adv.Deliveries), time.Now()))
+}
+
+// publishExhausted publishes the terminal event of a command that used up
+// its deliveries. Every replica hears the advisory; the one whose event the
+// stream kept counts it.
+func (c *Consumer) publishExhausted(ctx context.Context, log *slog.Logger, ev ingest.Event) error {
+	ack, err := c.pub.Publish(ctx, ev)
+	if err != nil {
+		log.Warn("cannot publish the outcome of a command that used up its deliveries", "err", err)
+		if permanentPublishError(err) {
+			c.m.EventsDropped.WithLabelValues(string(ev.Type)).Inc()
+		}
+		return err
+	}
+	if c.counted(ev, ack) {
+		log.Warn("command used up its deliveries without an outcome", "outcome", ev.Type, "reason", ev.Reason)
+	}
+	return nil
 }

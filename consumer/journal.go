@@ -2,10 +2,9 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/acme/campaign-ingest/ingest"
 )
@@ -22,28 +21,25 @@ func (c *Consumer) journal(log *slog.Logger) journal { return journal{c: c, log:
 
 // Triggered starts publishing the triggered event (asynchronously: no
 // goroutine waits for it) and returns a function that waits, at most
-// WriteTimeout, for JetStream's acknowledgement. It stores no state (the job
-// does, with Progress or the done record) and never fails the job: a
-// triggered event that cannot be published is logged, the terminal event
-// still follows.
+// WriteTimeout, for JetStream's acknowledgement and returns the error when
+// the event was not stored: the job then stores its request in KV instead.
 func (j journal) Triggered(_ context.Context, ev ingest.Event) func() error {
 	ack, err := j.c.pub.PublishAsync(ev)
 	if err != nil {
-		j.log.Warn("cannot publish the triggered event", "err", err)
-		return func() error { return nil }
+		return func() error { return err }
 	}
 	return func() error {
 		t := time.NewTimer(j.c.cfg.WriteTimeout)
 		defer t.Stop()
 		select {
-		case <-ack.Ok():
-			j.c.m.Events.WithLabelValues(string(ev.Type)).Inc()
+		case pa := <-ack.Ok():
+			j.c.counted(ev, pa)
+			return nil
 		case err := <-ack.Err():
-			j.log.Warn("cannot publish the triggered event", "err", err)
+			return err
 		case <-t.C:
-			j.log.Warn("no acknowledgement of the triggered event", "timeout", j.c.cfg.WriteTimeout)
+			return errors.New("no acknowledgement of the triggered event within " + j.c.cfg.WriteTimeout.String())
 		}
-		return nil
 	}
 }
 
@@ -53,10 +49,3 @@ func (j journal) Progress(ctx context.Context, rec ingest.Record) error {
 	defer cancel()
 	return j.c.store.Save(wctx, rec)
 }
-
-// metricsSink registers nothing: metrics for a Consumer built without any.
-type metricsSink struct{}
-
-func (metricsSink) Register(prometheus.Collector) error  { return nil }
-func (metricsSink) MustRegister(...prometheus.Collector) {}
-func (metricsSink) Unregister(prometheus.Collector) bool { return true }

@@ -13,12 +13,6 @@ import (
 	"unicode"
 )
 
-// Subject prefixes of the contract.
-const (
-	CommandSubjectPrefix = "ingest.commands."
-	EventSubjectPrefix   = "ingest.events."
-)
-
 // MaxCommandBytes is the largest accepted command body.
 const MaxCommandBytes = 64 << 10
 
@@ -49,29 +43,49 @@ type Command struct {
 	Trace Trace `json:"-"`
 }
 
-// Subject is the command's subject: ingest.commands.<org>.<mapping>.
-func (c Command) Subject() string {
-	return CommandSubjectPrefix + c.Organization + "." + c.MappingID
-}
-
 // Envelope is what arrived with a command besides its body.
 type Envelope struct {
+	// Subject is the command's subject, as it arrived.
 	Subject string
+	// Organization and MappingID are the subject's tokens (not validated);
+	// BadSubject is set when the subject does not have the command form.
+	Organization, MappingID string
+	BadSubject              bool
 	// MsgID is the Nats-Msg-Id header.
 	MsgID string
 	// FallbackID is used when neither the body nor MsgID names the command:
-	// "<stream>-<stream sequence>".
+	// "<stream>-<stream sequence>". It is unique per message.
 	FallbackID string
 	Trace      Trace
 }
 
+// ScopedMsgID is the Nats-Msg-Id a publisher sets for command id in org:
+// "<org>:<id>". JetStream's duplicate window spans the whole stream; with
+// the organization in it, two organizations' ids never collide there.
+func ScopedMsgID(org, id string) string { return org + ":" + id }
+
+// Deduplicates reports whether JetStream's duplicate window already guards
+// cmd's id: its Nats-Msg-Id is the id, bare or scoped, or the id is the
+// stream's own. Otherwise the id must be claimed before the job triggers.
+func (e Envelope) Deduplicates(cmd Command) bool {
+	return cmd.ID == e.FallbackID || e.MsgID == cmd.ID || e.MsgID == ScopedMsgID(cmd.Organization, cmd.ID)
+}
+
 // ParseCommand decodes and validates a command. It returns a *RejectError
 // for input that can never succeed; the command it returns then carries
-// whatever could be read (for the rejected event).
+// whatever could be read, bounded so that it fits in an event's headers:
+// an id that is invalid is replaced by the envelope's fallback id, and
+// other invalid fields are cut (see Bounded).
 func ParseCommand(env Envelope, body []byte) (Command, error) {
-	cmd := Command{Trace: env.Trace}
-	org, mapping, subjErr := parseCommandSubject(env.Subject)
-	cmd.Organization, cmd.MappingID = org, mapping
+	cmd, err := parseCommand(env, body)
+	if err != nil {
+		cmd = cmd.bounded(env)
+	}
+	return cmd, err
+}
+
+func parseCommand(env Envelope, body []byte) (Command, error) {
+	cmd := Command{Trace: env.Trace, Organization: env.Organization, MappingID: env.MappingID}
 	cmd.ID = firstNonEmpty(env.MsgID, env.FallbackID)
 	if len(body) > MaxCommandBytes {
 		return cmd, reject(ReasonInvalidCommand, "body is %d bytes, more than %d", len(body), MaxCommandBytes)
@@ -79,23 +93,61 @@ func ParseCommand(env Envelope, body []byte) (Command, error) {
 	var b Command
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &b); err != nil {
-			return cmd, reject(ReasonInvalidCommand, "body is not a JSON command object: %v", err)
+			return cmd, reject(ReasonInvalidCommand, "body is not a JSON command object: %s", Bounded(err.Error(), 200))
 		}
 	}
 	if b.ID != "" {
 		cmd.ID = b.ID
 	}
 	cmd.CorrelationID, cmd.Timeout = b.CorrelationID, b.Timeout
-	if subjErr != nil {
-		return cmd, subjErr
+	if err := checkSubject(env); err != nil {
+		return cmd, err
 	}
-	if b.Organization != "" && b.Organization != org {
-		return cmd, reject(ReasonSubjectMismatch, "body names organization %q, subject %q", b.Organization, org)
+	if b.Organization != "" && b.Organization != cmd.Organization {
+		return cmd, reject(ReasonSubjectMismatch, "body names organization %q, subject %q", Bounded(b.Organization, 64), cmd.Organization)
 	}
-	if b.MappingID != "" && b.MappingID != mapping {
-		return cmd, reject(ReasonSubjectMismatch, "body names mapping %q, subject %q", b.MappingID, mapping)
+	if b.MappingID != "" && b.MappingID != cmd.MappingID {
+		return cmd, reject(ReasonSubjectMismatch, "body names mapping %q, subject %q", Bounded(b.MappingID, 128), cmd.MappingID)
 	}
-	return cmd, cmd.validateIDs()
+	if err := cmd.validateIDs(); err != nil {
+		return cmd, err
+	}
+	if org, rest, ok := strings.Cut(env.MsgID, ":"); ok && rest == cmd.ID && org != cmd.Organization && ValidOrganization(org) {
+		return cmd, reject(ReasonSubjectMismatch, "Nats-Msg-Id is scoped to organization %q, subject %q", org, cmd.Organization)
+	}
+	return cmd, nil
+}
+
+// bounded returns c with every field that is not valid cut to fit an
+// event: an invalid id becomes the fallback id, an invalid correlation id
+// is dropped, invalid subject tokens are bounded.
+func (c Command) bounded(env Envelope) Command {
+	if checkID("id", c.ID) != nil {
+		c.ID = env.FallbackID
+	}
+	if c.CorrelationID != "" && checkID("correlationId", c.CorrelationID) != nil {
+		c.CorrelationID = ""
+	}
+	if !ValidOrganization(c.Organization) {
+		c.Organization = Bounded(c.Organization, 64)
+	}
+	if !ValidMappingID(c.MappingID) {
+		c.MappingID = Bounded(c.MappingID, 128)
+	}
+	return c
+}
+
+func checkSubject(env Envelope) error {
+	subject := Bounded(env.Subject, 256)
+	switch {
+	case env.BadSubject:
+		return reject(ReasonInvalidCommand, "subject %q is not ingest.commands.<organization>.<mappingId>", subject)
+	case !ValidOrganization(env.Organization):
+		return reject(ReasonInvalidCommand, "organization %q does not match %s", Bounded(env.Organization, 64), orgRE)
+	case !ValidMappingID(env.MappingID):
+		return reject(ReasonInvalidCommand, "mapping id %q does not match %s", Bounded(env.MappingID, 128), mappingRE)
+	}
+	return nil
 }
 
 func (c Command) validateIDs() error {
@@ -124,22 +176,6 @@ func checkID(name, s string) error {
 		return reject(ReasonInvalidCommand, "%s holds a character that is not printable", name)
 	}
 	return nil
-}
-
-func parseCommandSubject(subject string) (org, mapping string, err error) {
-	rest, ok := strings.CutPrefix(subject, CommandSubjectPrefix)
-	tokens := strings.Split(rest, ".")
-	if !ok || len(tokens) != 2 {
-		return "", "", reject(ReasonInvalidCommand, "subject %q is not %s<organization>.<mappingId>", subject, CommandSubjectPrefix)
-	}
-	org, mapping = tokens[0], tokens[1]
-	if !ValidOrganization(org) {
-		return org, mapping, reject(ReasonInvalidCommand, "organization %q does not match %s", org, orgRE)
-	}
-	if !ValidMappingID(mapping) {
-		return org, mapping, reject(ReasonInvalidCommand, "mapping id %q does not match %s", mapping, mappingRE)
-	}
-	return org, mapping, nil
 }
 
 // Deadline is when a job for c, first published at published, times out:

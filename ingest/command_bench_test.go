@@ -10,10 +10,10 @@ func BenchmarkParseCommand(b *testing.B) {
 		env  Envelope
 		body string
 	}{
-		{"empty body", Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "etl-2026-12-01-profiles"}, ""},
-		{"full body", Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "etl-2026-12-01-profiles"},
+		{"empty body", testEnvelope("ingest.commands.acme.XDM44", "etl-2026-12-01-profiles", ""), ""},
+		{"full body", testEnvelope("ingest.commands.acme.XDM44", "etl-2026-12-01-profiles", ""),
 			`{"id":"etl-2026-12-01-profiles","organization":"acme","mappingId":"XDM44","correlationId":"etl-run-42","timeout":"2h"}`},
-		{"rejected", Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "x"}, `{"organization":"other"}`},
+		{"rejected", testEnvelope("ingest.commands.acme.XDM44", "x", ""), `{"organization":"other"}`},
 	}
 	for _, bm := range benchmarks {
 		b.Run(bm.name, func(b *testing.B) {

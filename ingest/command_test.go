@@ -8,9 +8,7 @@ import (
 )
 
 func TestParseCommand(t *testing.T) {
-	env := func(subject string) Envelope {
-		return Envelope{Subject: subject, FallbackID: "INGEST_COMMANDS-7"}
-	}
+	env := func(subject string) Envelope { return testEnvelope(subject, "", "INGEST_COMMANDS-7") }
 	tests := []struct {
 		name    string
 		env     Envelope
@@ -26,10 +24,10 @@ func TestParseCommand(t *testing.T) {
 			env: env("ingest.commands.acme.XDM44"), body: " \n",
 			want: Command{ID: "INGEST_COMMANDS-7", Organization: "acme", MappingID: "XDM44"}},
 		{name: "Nats-Msg-Id names the command when the body does not",
-			env: Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "etl-1", FallbackID: "S-1"}, body: "{}",
+			env: testEnvelope("ingest.commands.acme.XDM44", "etl-1", "S-1"), body: "{}",
 			want: Command{ID: "etl-1", Organization: "acme", MappingID: "XDM44"}},
 		{name: "the body's id wins over Nats-Msg-Id",
-			env: Envelope{Subject: "ingest.commands.acme.XDM44", MsgID: "etl-1"}, body: `{"id":"etl-2"}`,
+			env: testEnvelope("ingest.commands.acme.XDM44", "etl-1", ""), body: `{"id":"etl-2"}`,
 			want: Command{ID: "etl-2", Organization: "acme", MappingID: "XDM44"}},
 		{name: "full body of the contract",
 			env:  env("ingest.commands.acme.XDM44"),
@@ -149,4 +147,18 @@ func TestParseTrace(t *testing.T) {
 	if id := ParseTrace(valid, "").TraceID(); id != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Errorf("TraceID = %q", id)
 	}
+}
+
+// testEnvelope is the envelope of a command that arrived on subject, split
+// as the JetStream layout splits it (the layout package imports this one).
+func testEnvelope(subject, msgID, fallback string) Envelope {
+	env := Envelope{Subject: subject, MsgID: msgID, FallbackID: fallback}
+	rest, ok := strings.CutPrefix(subject, "ingest.commands.")
+	org, mapping, ok2 := strings.Cut(rest, ".")
+	env.Organization, env.MappingID = org, mapping
+	env.BadSubject = !ok || !ok2 || strings.Contains(mapping, ".")
+	if env.BadSubject {
+		env.Organization, env.MappingID = "", ""
+	}
+	return env
 }

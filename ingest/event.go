@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -81,40 +79,6 @@ type Event struct {
 	Trace Trace `json:"-"`
 }
 
-// Subject is ingest.events.<org>.<mapping>.<type>; a token that is empty or
-// invalid is written as "_".
-func (e Event) Subject() string {
-	org, mapping := e.Organization, e.MappingID
-	if !ValidOrganization(org) {
-		org = "_"
-	}
-	if !ValidMappingID(mapping) {
-		mapping = "_"
-	}
-	return EventSubjectPrefix + org + "." + mapping + "." + string(e.Type)
-}
-
-// MsgID is the event's Nats-Msg-Id. Every terminal event of a command shares
-// one id, so the server keeps exactly one of them even if two deliveries of
-// the command reached different outcomes; a triggered event is one per
-// attempt.
-func (e Event) MsgID() string {
-	var b strings.Builder
-	b.WriteString(e.CommandID)
-	if e.Type.Terminal() {
-		b.WriteString(":terminal")
-		return b.String()
-	}
-	b.WriteString(":triggered:")
-	b.WriteString(strconv.Itoa(e.Attempt))
-	return b.String()
-}
-
-// Source is the event's CloudEvents source.
-func (e Event) Source() string {
-	return "/campaign/" + e.Organization + "/mappings/" + e.MappingID
-}
-
 // NewEvent starts an event of type t for cmd.
 func NewEvent(t EventType, cmd Command) Event {
 	return Event{
@@ -127,10 +91,13 @@ func NewEvent(t EventType, cmd Command) Event {
 	}
 }
 
+// maxDetailLen bounds an event's detail.
+const maxDetailLen = 1024
+
 // Rejected is the event for a command that was not run.
 func Rejected(cmd Command, err *RejectError, now time.Time) Event {
 	ev := NewEvent(EventRejected, cmd)
-	ev.Reason, ev.Detail, ev.FinishedAt = err.Reason, err.Detail, Time(now)
+	ev.Reason, ev.Detail, ev.FinishedAt = err.Reason, Bounded(err.Detail, maxDetailLen), Time(now)
 	return ev
 }
 

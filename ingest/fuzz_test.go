@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // FuzzParseCommand checks command decoding against the contract for any
@@ -42,7 +43,9 @@ func FuzzParseCommand(f *testing.F) {
 		f.Add(s.subject, s.msgID, s.fallback, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, subject, msgID, fallback string, body []byte) {
-		cmd, err := ingest.ParseCommand(ingest.Envelope{Subject: subject, MsgID: msgID, FallbackID: fallback}, body)
+		env := layout.Envelope(subject, func(string) string { return msgID }, "", 0)
+		env.FallbackID = fallback
+		cmd, err := ingest.ParseCommand(env, body)
 		named := bodyNames(body)
 		if err != nil {
 			var re *ingest.RejectError
@@ -60,8 +63,8 @@ func FuzzParseCommand(f *testing.F) {
 		if !ingest.ValidOrganization(cmd.Organization) || !ingest.ValidMappingID(cmd.MappingID) {
 			t.Fatalf("accepted invalid tokens %q / %q", cmd.Organization, cmd.MappingID)
 		}
-		if cmd.Subject() != subject {
-			t.Fatalf("accepted command has subject %q, arrived on %q", cmd.Subject(), subject)
+		if got := layout.CommandSubject(cmd.Organization, cmd.MappingID); got != subject {
+			t.Fatalf("accepted command has subject %q, arrived on %q", got, subject)
 		}
 		if named.org != "" && named.org != cmd.Organization || named.mapping != "" && named.mapping != cmd.MappingID {
 			t.Fatalf("accepted a body naming %q/%q on %s", named.org, named.mapping, subject)

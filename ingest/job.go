@@ -183,7 +183,7 @@ func (r *Runner) Run(ctx context.Context, journal Journal, job Job) Result {
 func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(Result)) {
 	deadline := job.Command.Deadline(job.Published, r.cfg.JobTimeout)
 	jctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
-	j := &run{Runner: r, journal: journal, job: job, log: job.Logger}
+	j := &jobRun{Runner: r, journal: journal, job: job, log: job.Logger}
 	if j.log == nil {
 		j.log = r.cfg.Logger
 	}
@@ -222,14 +222,14 @@ func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(
 
 // step runs the job from its start (first) or makes its next status check,
 // recovering a panic.
-func (j *run) step(ctx context.Context, first bool) (ev *Event, p *StepPanic, err error) {
+func (j *jobRun) step(ctx context.Context, first bool) (ev *Event, p *StepPanic, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			p = &StepPanic{Value: v, Stack: debug.Stack()}
 		}
 	}()
 	if first {
-		ev, err = j.run(ctx)
+		ev, err = j.begin(ctx)
 	} else {
 		ev, err = j.poll(ctx)
 	}

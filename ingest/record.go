@@ -1,10 +1,5 @@
 package ingest
 
-import (
-	"encoding/base64"
-	"regexp"
-)
-
 // Phase is where a job stands, as recorded in the job state.
 type Phase string
 
@@ -23,7 +18,7 @@ const (
 	PhaseDone Phase = "done"
 )
 
-// Record is a job's durable state: one per command id, in the KV bucket
+// Record is a job's durable state: one per organization and command id, in the KV bucket
 // INGEST_JOBS. A redelivered command resumes from it and never triggers twice.
 type Record struct {
 	CommandID     string    `json:"commandId"`
@@ -41,26 +36,6 @@ type Record struct {
 	UpdatedAt     Time      `json:"updatedAt,omitzero"`
 }
 
-var plainKeyRE = regexp.MustCompile(`^[A-Za-z0-9_=-][A-Za-z0-9_=.-]{0,199}$`)
-
-// RecordKey is the KV key of a command id: the id itself when it is a valid
-// key without dots at its ends, else "b64." and its unpadded base64url form.
-func RecordKey(commandID string) string {
-	if plainKeyRE.MatchString(commandID) && commandID[len(commandID)-1] != '.' && !hasEmptyToken(commandID) {
-		return commandID
-	}
-	return "b64." + base64.RawURLEncoding.EncodeToString([]byte(commandID))
-}
-
-func hasEmptyToken(s string) bool {
-	for i := 1; i < len(s); i++ {
-		if s[i] == '.' && s[i-1] == '.' {
-			return true
-		}
-	}
-	return false
-}
-
 // RecordFromEvents rebuilds a command's state from its own events, for a
 // redelivery that finds no record (its worker died before writing one):
 // a terminal event means done; else the last triggered event names the
@@ -68,7 +43,7 @@ func hasEmptyToken(s string) bool {
 func RecordFromEvents(cmd Command, events []Event) *Record {
 	var rec *Record
 	for _, ev := range events {
-		if ev.CommandID != cmd.ID {
+		if ev.CommandID != cmd.ID || ev.Organization != cmd.Organization {
 			continue
 		}
 		if ev.Type.Terminal() {

@@ -10,8 +10,8 @@ import (
 	"github.com/acme/campaign-ingest/campaign"
 )
 
-// run is one job delivery in progress.
-type run struct {
+// jobRun is one delivery of a job in progress.
+type jobRun struct {
 	*Runner
 	journal Journal
 	job     Job
@@ -24,7 +24,7 @@ type run struct {
 	unsaved bool
 }
 
-func (j *run) run(ctx context.Context) (*Event, error) {
+func (j *jobRun) begin(ctx context.Context) (*Event, error) {
 	if j.rec.Phase == PhaseRunning && j.rec.RequestID != "" {
 		j.log.InfoContext(ctx, "resuming", "requestId", j.rec.RequestID, "polls", j.rec.Polls)
 		return j.poll(ctx)
@@ -38,7 +38,7 @@ func (j *run) run(ctx context.Context) (*Event, error) {
 }
 
 // trigger POSTs until the job has a request of its own (or adopts one), then polls.
-func (j *run) trigger(ctx context.Context) (*Event, error) {
+func (j *jobRun) trigger(ctx context.Context) (*Event, error) {
 	for {
 		// lost: a POST of this loop failed in a way that may have
 		// submitted the request all the same (answer dropped, spoiled or
@@ -50,11 +50,7 @@ func (j *run) trigger(ctx context.Context) (*Event, error) {
 			return res, err
 		})
 		if err != nil {
-			typ := EventRejected
-			if j.rec.Attempt > 1 {
-				typ = EventFailed
-			}
-			return j.apiFailure(ctx, err, typ)
+			return j.apiFailure(ctx, err, j.refusedType())
 		}
 		switch res.Kind() {
 		case campaign.TriggerAccepted:
@@ -84,14 +80,26 @@ func (j *run) trigger(ctx context.Context) (*Event, error) {
 				j.log.WarnContext(ctx, "unknown trigger status with a request id: polling it", "status", res.Status)
 				return j.accepted(ctx, res, false)
 			}
-			ev := j.event(EventFailed, ReasonIngestionFailed)
+			// No request to poll: nothing ran (on the first attempt).
+			ev := j.event(j.refusedType(), ReasonIngestionFailed)
 			ev.Status, ev.Info, ev.ErrorCode = string(res.Status), res.Info, campaign.ErrorCode(res.Info)
+			ev.Detail = "the API answered the trigger with status " + Bounded(string(res.Status), 64) + " and no request id"
 			return ev, nil
 		}
 	}
 }
 
-func (j *run) triggerRefused(res campaign.TriggerResponse, reason Reason) *Event {
+// refusedType is the type of the event of a trigger that did not start an
+// ingestion: rejected on the first attempt (nothing ran), failed on a
+// resubmit (an earlier attempt ran).
+func (j *jobRun) refusedType() EventType {
+	if j.rec.Attempt > 1 {
+		return EventFailed
+	}
+	return EventRejected
+}
+
+func (j *jobRun) triggerRefused(res campaign.TriggerResponse, reason Reason) *Event {
 	ev := j.event(EventRejected, reason)
 	ev.Status, ev.Info, ev.ErrorCode = string(res.Status), res.Info, campaign.ErrorCode(res.Info)
 	ev.Detail = res.Info
@@ -102,7 +110,7 @@ func (j *run) triggerRefused(res campaign.TriggerResponse, reason Reason) *Event
 // check; the triggered event is published alongside it. The request is
 // stored with the first check that is not terminal (or with the done
 // record), and before any hand-back.
-func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopted bool) (*Event, error) {
+func (j *jobRun) accepted(ctx context.Context, res campaign.TriggerResponse, adopted bool) (*Event, error) {
 	requestID := string(res.RequestID)
 	now := j.cfg.Now()
 	j.rec.Phase, j.rec.RequestID, j.rec.Polls, j.rec.Status = PhaseRunning, requestID, 0, ""
@@ -116,7 +124,7 @@ func (j *run) accepted(ctx context.Context, res campaign.TriggerResponse, adopte
 
 // save stores the job's request if it is not stored yet, so that a
 // redelivery resumes it instead of triggering again.
-func (j *run) save(ctx context.Context) error {
+func (j *jobRun) save(ctx context.Context) error {
 	if !j.unsaved {
 		return nil
 	}
@@ -128,15 +136,21 @@ func (j *run) save(ctx context.Context) error {
 	return nil
 }
 
-// flush waits for the triggered journal write.
-func (j *run) flush() error {
+// flush waits for the triggered event's publication. The request must be
+// durable before the job acts on any status of it: a triggered event that
+// was not stored is replaced by a write of the job's state.
+func (j *jobRun) flush(ctx context.Context) error {
 	if j.pending == nil {
 		return nil
 	}
 	err := j.pending()
 	j.pending = nil
-	if err != nil {
-		return fmt.Errorf("record triggered request: %w", err)
+	if err == nil {
+		return nil
+	}
+	j.log.WarnContext(ctx, "the triggered event was not stored; recording the request in the job state instead", "err", err)
+	if serr := j.save(ctx); serr != nil {
+		return fmt.Errorf("record triggered request: %w", errors.Join(err, serr))
 	}
 	return nil
 }
@@ -145,7 +159,7 @@ func (j *run) flush() error {
 // a waitError with the time to the next check: Start waits on a timer, then
 // polls again.
 // The first check is at once, also when a redelivered job resumes.
-func (j *run) poll(ctx context.Context) (*Event, error) {
+func (j *jobRun) poll(ctx context.Context) (*Event, error) {
 	st, err := retry(ctx, j.cfg, func() (campaign.StatusResponse, error) {
 		return j.api.Status(ctx, j.rec.Organization, j.rec.MappingID, j.rec.RequestID)
 	})
@@ -159,7 +173,7 @@ func (j *run) poll(ctx context.Context) (*Event, error) {
 		if !st.Status.Known() {
 			j.log.WarnContext(ctx, "unknown ingestion status, polling on", "status", st.Status, "info", st.Info)
 		}
-		if err := j.flush(); err != nil {
+		if err := j.flush(ctx); err != nil {
 			return nil, err
 		}
 		j.rec.UpdatedAt = Time(j.cfg.Now())
@@ -169,7 +183,7 @@ func (j *run) poll(ctx context.Context) (*Event, error) {
 		j.unsaved = false
 		return nil, waitError{d: j.cfg.Schedule.Next(j.rec.Polls)}
 	}
-	if err := j.flush(); err != nil {
+	if err := j.flush(ctx); err != nil {
 		return nil, err
 	}
 	if st.Status == campaign.StatusAborted && j.rec.Attempt <= j.cfg.ResubmitAborted {
@@ -184,7 +198,7 @@ func (j *run) poll(ctx context.Context) (*Event, error) {
 }
 
 // waitOther polls another request of the mapping to its end (busy policy wait).
-func (j *run) waitOther(ctx context.Context, requestID string) error {
+func (j *jobRun) waitOther(ctx context.Context, requestID string) error {
 	for n := 1; ; n++ {
 		st, err := retry(ctx, j.cfg, func() (campaign.StatusResponse, error) {
 			return j.api.Status(ctx, j.rec.Organization, j.rec.MappingID, requestID)
@@ -203,7 +217,7 @@ func (j *run) waitOther(ctx context.Context, requestID string) error {
 	}
 }
 
-func (j *run) finished(st campaign.StatusResponse) *Event {
+func (j *jobRun) finished(st campaign.StatusResponse) *Event {
 	var ev *Event
 	switch st.Status {
 	case campaign.StatusSuccess:
@@ -228,7 +242,7 @@ func (j *run) finished(st campaign.StatusResponse) *Event {
 // apiFailure turns an error of the API into a terminal event or a hand-back.
 // typ is the event type of a permanent failure (rejected before the
 // ingestion ran, failed after).
-func (j *run) apiFailure(ctx context.Context, err error, typ EventType) (*Event, error) {
+func (j *jobRun) apiFailure(ctx context.Context, err error, typ EventType) (*Event, error) {
 	if ctx.Err() != nil {
 		return nil, context.Cause(ctx)
 	}
@@ -243,7 +257,7 @@ func (j *run) apiFailure(ctx context.Context, err error, typ EventType) (*Event,
 	return nil, err
 }
 
-func (j *run) failure(typ EventType, reason Reason, err error) *Event {
+func (j *jobRun) failure(typ EventType, reason Reason, err error) *Event {
 	ev := j.event(typ, reason)
 	ev.Detail = err.Error()
 	var ae *campaign.APIError
@@ -253,22 +267,22 @@ func (j *run) failure(typ EventType, reason Reason, err error) *Event {
 	return ev
 }
 
-func (j *run) event(t EventType, reason Reason) *Event {
+func (j *jobRun) event(t EventType, reason Reason) *Event {
 	ev := NewEvent(t, j.job.Command)
 	ev.RequestID, ev.Attempt, ev.Polls = j.rec.RequestID, j.rec.Attempt, j.rec.Polls
 	ev.TriggeredAt, ev.FinishedAt, ev.Reason = j.rec.TriggeredAt, Time(j.cfg.Now()), reason
 	return &ev
 }
 
-func (j *run) observe(s campaign.Status) {
+func (j *jobRun) observe(s campaign.Status) {
 	if j.cfg.Observer != nil {
 		j.cfg.Observer.ObservePoll(string(s), s.Known())
 	}
 }
 
 // result turns the end of run into a Result.
-func (j *run) result(parent, jctx context.Context, ev *Event, err error) Result {
-	if ferr := j.flush(); err == nil && ev != nil && ferr != nil {
+func (j *jobRun) result(parent, jctx context.Context, ev *Event, err error) Result {
+	if ferr := j.flush(parent); err == nil && ev != nil && ferr != nil {
 		// The triggered write failed: the job's state is not safe, hand
 		// the command back rather than end it.
 		ev, err = nil, ferr
@@ -303,11 +317,11 @@ func (j *run) result(parent, jctx context.Context, ev *Event, err error) Result 
 	return Result{Record: j.rec, Retry: delay, Err: err}
 }
 
-func (j *run) deadline() time.Duration {
+func (j *jobRun) deadline() time.Duration {
 	return j.job.Command.Deadline(j.job.Published, j.cfg.JobTimeout).Sub(j.job.Published)
 }
 
-func (j *run) done(ev *Event) Result {
+func (j *jobRun) done(ev *Event) Result {
 	j.rec.Phase, j.rec.Outcome, j.rec.Reason = PhaseDone, ev.Type, ev.Reason
 	j.rec.Status, j.rec.UpdatedAt = ev.Status, ev.FinishedAt
 	return Result{Event: ev, Record: j.rec}

@@ -2,12 +2,6 @@ package ingest
 
 import "regexp"
 
-// W3C trace context header names.
-const (
-	HeaderTraceParent = "traceparent"
-	HeaderTraceState  = "tracestate"
-)
-
 var traceParentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
 
 // Trace is a W3C trace context carried from a command to its events and log

@@ -32,6 +32,7 @@ type Metrics struct {
 	APIDuration    *prometheus.HistogramVec // api_request_duration_seconds{operation}
 	Deliveries     *prometheus.CounterVec   // deliveries_total{kind}: first or redelivery
 	Events         *prometheus.CounterVec   // events_published_total{type}
+	EventsDropped  *prometheus.CounterVec   // events_dropped_total{type}: events the server refused for good
 	Naks           *prometheus.CounterVec   // naks_total{reason}: commands handed back
 	Pending        prometheus.Gauge         // commands_pending: the consumer's unprocessed commands
 	OldestInFlight prometheus.Gauge         // oldest_in_flight_seconds: age of the oldest running job
@@ -88,6 +89,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Namespace: namespace, Name: "events_published_total",
 			Help: "Events published, by type.",
 		}, []string{"type"}),
+		EventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "events_dropped_total",
+			Help: "Events that could not be published for a reason no retry can pass (the server refused the message); their command was ended without them.",
+		}, []string{"type"}),
 		Naks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "naks_total",
 			Help: "Commands handed back for redelivery, by reason (api, nats, shutdown, panic).",
@@ -115,7 +120,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.Requests, m.Failures, m.InFlight, m.Duration, m.Records, m.Polls, m.UnknownStatus,
-		m.APIRequests, m.APIDuration, m.Deliveries, m.Events, m.Naks, m.Pending, m.OldestInFlight,
+		m.APIRequests, m.APIDuration, m.Deliveries, m.Events, m.EventsDropped, m.Naks, m.Pending, m.OldestInFlight,
 		m.LastSuccess, m.NATSConnected, build)
 	return m
 }
@@ -130,6 +135,10 @@ func (m *Metrics) Init(outcomes, reasons []string) {
 		m.Failures.WithLabelValues(r)
 	}
 }
+
+// Discard returns a metric set registered nowhere, for parts built
+// without metrics.
+func Discard() *Metrics { return New(prometheus.NewRegistry(), "") }
 
 // NewRegistry returns a registry with the Go and process collectors.
 func NewRegistry() *prometheus.Registry {

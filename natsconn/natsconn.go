@@ -29,7 +29,7 @@ type Config struct {
 	// URL: comma-separated server URLs (INGEST_NATS_URL). Empty means the
 	// worker starts an embedded server. Prefer the credential variables
 	// over user info in the URL.
-	URL string `split_words:"true" desc:"comma-separated NATS server URLs; empty starts an embedded server (worker)"`
+	URL string `split_words:"true" desc:"comma-separated NATS server URLs (required; see INGEST_EMBEDDED_NATS for development)"`
 	// Creds: a .creds file with a user JWT and nkey seed (INGEST_NATS_CREDS).
 	Creds string `split_words:"true" desc:"NATS .creds file (user JWT and nkey seed)"`
 	// Nkey: a file holding an nkey seed (INGEST_NATS_NKEY).
@@ -190,7 +190,7 @@ func (c Config) tlsOptions() ([]nats.Option, error) {
 // Connect connects to c.URL (or url when c.URL is empty, for an embedded
 // server) with c's options, after reading c's secret files. Its errors
 // never hold a secret: user info in the URL is redacted.
-func Connect(c Config, url string, log *slog.Logger) (*nats.Conn, error) {
+func Connect(c Config, url string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	if c.URL != "" {
 		url = c.URL
 	}
@@ -204,7 +204,7 @@ func Connect(c Config, url string, log *slog.Logger) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to nats at %s: %w%s", redact(url), err, c.tlsHint(err))
 	}

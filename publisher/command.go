@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // ErrInvalidCommand is wrapped by PublishCommand for a command that the
@@ -17,7 +18,9 @@ import (
 var ErrInvalidCommand = errors.New("invalid command")
 
 // CommandMsg builds the NATS message of cmd: its subject, its JSON body, and
-// Nats-Msg-Id set to the command id so that JetStream drops a republish.
+// Nats-Msg-Id set to "<organization>:<id>" (ingest.ScopedMsgID) so that
+// JetStream drops a republish, and no other organization's id can collide
+// with it in the stream's duplicate window.
 func CommandMsg(cmd ingest.Command) (*nats.Msg, error) {
 	if !ingest.ValidOrganization(cmd.Organization) || !ingest.ValidMappingID(cmd.MappingID) {
 		return nil, fmt.Errorf("%w: organization %q or mapping id %q is not a valid token", ErrInvalidCommand, cmd.Organization, cmd.MappingID)
@@ -29,16 +32,11 @@ func CommandMsg(cmd ingest.Command) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode command: %w", err)
 	}
-	msg := nats.NewMsg(cmd.Subject())
+	msg := nats.NewMsg(layout.CommandSubject(cmd.Organization, cmd.MappingID))
 	msg.Data = body
-	msg.Header.Set(jetstream.MsgIDHeader, cmd.ID)
-	msg.Header.Set(HeaderContentType, contentTypeJSON)
-	if cmd.Trace.Parent != "" {
-		msg.Header.Set(ingest.HeaderTraceParent, cmd.Trace.Parent)
-		if cmd.Trace.State != "" {
-			msg.Header.Set(ingest.HeaderTraceState, cmd.Trace.State)
-		}
-	}
+	msg.Header[layout.HeaderMsgID] = []string{ingest.ScopedMsgID(cmd.Organization, cmd.ID)}
+	msg.Header[layout.HeaderContentType] = []string{contentTypeJSON}
+	setTrace(msg.Header, cmd.Trace)
 	return msg, nil
 }
 

@@ -13,30 +13,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 )
 
-// Stream names and subjects of the contract.
 const (
-	EventStream      = "INGEST_EVENTS"
-	EventSubjects    = ingest.EventSubjectPrefix + ">"
-	CommandStream    = "INGEST_COMMANDS"
-	CommandSubjects  = ingest.CommandSubjectPrefix + ">"
-	ceSpecVersion    = "1.0"
-	ceTypePrefix     = "campaign.ingestion."
-	contentTypeJSON  = "application/json"
-	headerCEPrefix   = "ce-"
-	defaultEventsAge = 7 * 24 * time.Hour
-)
-
-// CloudEvents binary-mode header names.
-const (
-	HeaderSpecVersion = headerCEPrefix + "specversion"
-	HeaderID          = headerCEPrefix + "id"
-	HeaderSource      = headerCEPrefix + "source"
-	HeaderType        = headerCEPrefix + "type"
-	HeaderSubject     = headerCEPrefix + "subject"
-	HeaderTime        = headerCEPrefix + "time"
-	HeaderContentType = "Content-Type"
+	ceSpecVersion   = "1.0"
+	ceTypePrefix    = "campaign.ingestion."
+	contentTypeJSON = "application/json"
+	// maxHeaderValue bounds a header value copied from a command.
+	maxHeaderValue = 512
 )
 
 // Publisher publishes events to JetStream.
@@ -57,7 +42,7 @@ func (p *Publisher) Publish(ctx context.Context, ev ingest.Event) (*jetstream.Pu
 	}
 	ack, err := p.js.PublishMsg(ctx, msg)
 	if err != nil {
-		return nil, fmt.Errorf("publish %s event of %q: %w", ev.Type, ev.CommandID, err)
+		return nil, fmt.Errorf("publish %s event of %s/%q: %w", ev.Type, ev.Organization, ev.CommandID, err)
 	}
 	return ack, nil
 }
@@ -72,27 +57,30 @@ func (p *Publisher) PublishAsync(ev ingest.Event) (jetstream.PubAckFuture, error
 	}
 	ack, err := p.js.PublishMsgAsync(msg)
 	if err != nil {
-		return nil, fmt.Errorf("publish %s event of %q: %w", ev.Type, ev.CommandID, err)
+		return nil, fmt.Errorf("publish %s event of %s/%q: %w", ev.Type, ev.Organization, ev.CommandID, err)
 	}
 	return ack, nil
 }
 
-// EventMsg builds the NATS message of ev.
+// EventMsg builds the NATS message of ev: its subject, its JSON body, its
+// Nats-Msg-Id and CloudEvents binary-mode headers, and the command's trace
+// context. Every header value is bounded (the fields an event carries from
+// a command are bounded by ingest; this is the last line).
 func EventMsg(ev ingest.Event) (*nats.Msg, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
-	msg := nats.NewMsg(ev.Subject())
+	msg := nats.NewMsg(layout.EventSubject(ev))
 	msg.Data = body
 	h := msg.Header
-	id := ev.MsgID()
-	h.Set(jetstream.MsgIDHeader, id)
-	h.Set(HeaderSpecVersion, ceSpecVersion)
-	h.Set(HeaderID, id)
-	h.Set(HeaderSource, ev.Source())
-	h.Set(HeaderType, ceTypePrefix+string(ev.Type))
-	h.Set(HeaderSubject, ev.CommandID)
+	id := ingest.Bounded(layout.EventMsgID(ev), maxHeaderValue)
+	h[layout.HeaderMsgID] = []string{id}
+	h[layout.HeaderSpecVersion] = []string{ceSpecVersion}
+	h[layout.HeaderID] = []string{id}
+	h[layout.HeaderSource] = []string{Source(ev)}
+	h[layout.HeaderType] = []string{ceTypePrefix + string(ev.Type)}
+	h[layout.HeaderSubject] = []string{ingest.Bounded(ev.CommandID, maxHeaderValue)}
 	t := time.Time(ev.FinishedAt)
 	if t.IsZero() {
 		t = time.Time(ev.TriggeredAt)
@@ -100,45 +88,35 @@ func EventMsg(ev ingest.Event) (*nats.Msg, error) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	h.Set(HeaderTime, t.UTC().Format(time.RFC3339Nano))
-	h.Set(HeaderContentType, contentTypeJSON)
-	if ev.Trace.Parent != "" {
-		h.Set(ingest.HeaderTraceParent, ev.Trace.Parent)
-		if ev.Trace.State != "" {
-			h.Set(ingest.HeaderTraceState, ev.Trace.State)
-		}
-	}
+	h[layout.HeaderTime] = []string{t.UTC().Format(time.RFC3339Nano)}
+	h[layout.HeaderContentType] = []string{contentTypeJSON}
+	h[layout.HeaderContentTypeMIME] = []string{contentTypeJSON}
+	setTrace(h, ev.Trace)
 	return msg, nil
 }
 
-// EventStreamConfig is the events stream: limits retention, file storage,
-// maxAge (default 7 days), a one-hour duplicate window.
-func EventStreamConfig(maxAge time.Duration, replicas int) jetstream.StreamConfig {
-	if maxAge <= 0 {
-		maxAge = defaultEventsAge
+// Source is an event's CloudEvents source,
+// /campaign/<organization>/mappings/<mappingId>; a token that is not valid
+// is written as "_".
+func Source(ev ingest.Event) string {
+	org, mapping := ev.Organization, ev.MappingID
+	if !ingest.ValidOrganization(org) {
+		org = "_"
 	}
-	return jetstream.StreamConfig{
-		Name:        EventStream,
-		Description: "Outcome events of Campaign ingestion commands",
-		Subjects:    []string{EventSubjects},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
-		MaxAge:      maxAge,
-		Duplicates:  time.Hour,
-		Replicas:    max(replicas, 1),
+	if !ingest.ValidMappingID(mapping) {
+		mapping = "_"
 	}
+	return "/campaign/" + org + "/mappings/" + mapping
 }
 
-// CommandStreamConfig is the commands stream: a work queue on file storage
-// with a one-hour duplicate window.
-func CommandStreamConfig(replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:        CommandStream,
-		Description: "Campaign ingestion commands",
-		Subjects:    []string{CommandSubjects},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Duplicates:  time.Hour,
-		Replicas:    max(replicas, 1),
+// setTrace copies a trace context (valid by construction: see
+// ingest.ParseTrace) into h.
+func setTrace(h nats.Header, tr ingest.Trace) {
+	if tr.Parent == "" {
+		return
+	}
+	h[layout.HeaderTraceParent] = []string{ingest.Bounded(tr.Parent, maxHeaderValue)}
+	if tr.State != "" {
+		h[layout.HeaderTraceState] = []string{ingest.Bounded(tr.State, maxHeaderValue)}
 	}
 }

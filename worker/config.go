@@ -1,11 +1,13 @@
-// Package worker wires the worker's parts together: configuration, NATS (or
-// an embedded server), the Campaign client (or the in-process simulator),
-// the consumer and the metrics server. cmd/ingest-worker, the tests and the
-// benchmark run it.
+// Package worker wires the worker's parts together: configuration, the NATS
+// connection, the JetStream layout, the Campaign client, the consumer and
+// the metrics server. cmd/ingest-worker, the tests and the benchmark run
+// it; development tools (an embedded NATS server, the simulator) are
+// started by cmd/ingest-worker, not here.
 package worker
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -20,10 +22,7 @@ import (
 // Config is the worker's configuration, read from INGEST_* variables
 // (`ingest-worker -h` prints them with their defaults).
 type Config struct {
-	NATS             natsconn.Config `split_words:"true"`
-	DataDir          string          `split_words:"true" default:"./data" desc:"the embedded NATS server's storage (used when INGEST_NATS_URL is empty)"`
-	EmbeddedListen   string          `split_words:"true" default:"127.0.0.1:4222" desc:"where the embedded NATS server listens"`
-	EmbeddedLazySync bool            `split_words:"true" default:"false" desc:"embedded server: do not fsync every write (faster, loses acknowledged writes on power loss)"`
+	NATS natsconn.Config `split_words:"true"`
 
 	CampaignURL     string        `split_words:"true" default:"https://mc.adobe.io" desc:"Campaign API base; /<org>/campaign/... is appended"`
 	CampaignCA      string        `split_words:"true" desc:"PEM file of CAs trusted for the Campaign API and IMS besides the system's (private gateways)"`
@@ -34,9 +33,6 @@ type Config struct {
 	APIRetryInitial time.Duration `split_words:"true" default:"1s" desc:"first backoff between those calls (Retry-After wins)"`
 	APIRetryMax     time.Duration `split_words:"true" default:"30s" desc:"largest backoff between those calls"`
 	APIRateLimit    float64       `split_words:"true" default:"0" desc:"API calls per second per worker; 0 = unlimited"`
-
-	Simulate     bool   `split_words:"true" default:"false" desc:"run the Campaign simulator in process (demo mappings for org acme) and call it"`
-	SimulateAddr string `split_words:"true" default:"127.0.0.1:8090" desc:"where the in-process simulator listens (its /_sim/calls shows the call log)"`
 
 	HTTPAddr string `split_words:"true" default:":8080" desc:"/metrics, /healthz, /readyz"`
 	Pprof    bool   `split_words:"true" default:"false" desc:"serve /debug/pprof/ on INGEST_HTTP_ADDR"`
@@ -97,8 +93,11 @@ func (c *Config) Validate() error {
 		}
 		c.IMS.ClientSecret = strings.TrimSpace(string(b))
 	}
-	if !c.Simulate && (c.IMS.ClientID == "" || c.IMS.ClientSecret == "") {
-		return fmt.Errorf("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET are required (or INGEST_SIMULATE=true to try the worker offline)")
+	if c.NATS.URL == "" {
+		return errors.New("INGEST_NATS_URL is required (ingest-worker starts an embedded server with INGEST_EMBEDDED_NATS=true, or INGEST_SIMULATE=true to try it offline)")
+	}
+	if c.IMS.ClientID == "" || c.IMS.ClientSecret == "" {
+		return errors.New("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET are required (or INGEST_SIMULATE=true to try the worker offline)")
 	}
 	return nil
 }

@@ -10,9 +10,9 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/worker"
 )
 
@@ -251,13 +251,14 @@ func TestEventHeaders(t *testing.T) {
 	h.publish("ingest.commands.acme.XDM44", `{"id":"etl-1","correlationId":"run-42"}`, map[string]string{"traceparent": tp})
 	ev := h.events.Terminal(t, "etl-1", 20*time.Second)
 	wantHdr := map[string]string{
-		"Nats-Msg-Id":    "etl-1:terminal",
+		"Nats-Msg-Id":    "acme:etl-1:terminal",
 		"ce-specversion": "1.0",
-		"ce-id":          "etl-1:terminal",
+		"ce-id":          "acme:etl-1:terminal",
 		"ce-source":      "/campaign/acme/mappings/XDM44",
 		"ce-type":        "campaign.ingestion.succeeded",
 		"ce-subject":     "etl-1",
 		"Content-Type":   "application/json",
+		"content-type":   "application/json",
 		"traceparent":    tp,
 	}
 	for k, v := range wantHdr {
@@ -272,7 +273,7 @@ func TestEventHeaders(t *testing.T) {
 		t.Errorf("event %s %+v", ev.Subject, ev.Event)
 	}
 	trig := h.events.For("etl-1")[0]
-	if trig.Type != ingest.EventTriggered || trig.Header.Get("Nats-Msg-Id") != "etl-1:triggered:1" || trig.RequestID != ev.RequestID {
+	if trig.Type != ingest.EventTriggered || trig.Header.Get("Nats-Msg-Id") != "acme:etl-1:triggered:1" || trig.RequestID != ev.RequestID {
 		t.Errorf("first event %s %+v, want the triggered event of request %s", trig.Header.Get("Nats-Msg-Id"), trig.Event, ev.RequestID)
 	}
 }
@@ -453,7 +454,7 @@ func TestExhaustedDeliveries(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, campaignsim.Mapping{Org: "acme", ID: "XDM44"})
 	ctx := context.Background()
-	bound, err := consumer.Setup(ctx, h.js, consumer.Topology{AckWait: 3 * time.Second, MaxDeliver: 2, Create: true})
+	bound, err := layout.Setup(ctx, h.js, layout.Topology{AckWait: 3 * time.Second, MaxDeliver: 2, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

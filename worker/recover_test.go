@@ -8,8 +8,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/publisher"
 	"github.com/acme/campaign-ingest/worker"
 )
@@ -23,7 +23,7 @@ func TestRecoverFromTriggeredEvent(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 4, Duration: campaignsim.Duration(time.Second)}})
 	ctx := context.Background()
-	bound, err := consumer.Setup(ctx, h.js, consumer.Topology{AckWait: 3 * time.Second, MaxDeliver: 5, Create: true})
+	bound, err := layout.Setup(ctx, h.js, layout.Topology{AckWait: 3 * time.Second, MaxDeliver: 5, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestRecoverFromTriggeredEvent(t *testing.T) {
 	}
 	var cmd ingest.Command
 	for m := range batch.Messages() {
-		if cmd, err = ingest.ParseCommand(ingest.Envelope{Subject: m.Subject(), MsgID: m.Headers().Get("Nats-Msg-Id")}, m.Data()); err != nil {
+		if cmd, err = ingest.ParseCommand(layout.Envelope(m.Subject(), m.Headers().Get, "INGEST_COMMANDS", 1), m.Data()); err != nil {
 			t.Fatal(err)
 		}
 	}

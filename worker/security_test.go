@@ -24,9 +24,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/natsconn/natsconntest"
 	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/worker"
@@ -302,7 +302,7 @@ func TestWorkerPermissions(t *testing.T) {
 			h.cfg.AckWait, h.cfg.MaxDeliver = 3*time.Second, 2
 			// An administrator makes the topology (the worker then updates
 			// it when it may).
-			bound, err := consumer.Setup(context.Background(), h.js, consumer.Topology{AckWait: h.cfg.AckWait, MaxDeliver: h.cfg.MaxDeliver, Create: true})
+			bound, err := layout.Setup(context.Background(), h.js, layout.Topology{AckWait: h.cfg.AckWait, MaxDeliver: h.cfg.MaxDeliver, Create: true})
 			if err != nil {
 				t.Fatal(err)
 			}

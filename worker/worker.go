@@ -5,27 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
 	"github.com/acme/campaign-ingest/campaign"
-	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/metrics"
 	"github.com/acme/campaign-ingest/natsconn"
-	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/publisher"
 )
 
@@ -38,36 +33,35 @@ type Options struct {
 	// Registry receives the metrics; default a new one with the Go and
 	// process collectors.
 	Registry *prometheus.Registry
-	// Simulator, with Config.Simulate, is served instead of a new one with
-	// the demo mappings.
-	Simulator *campaignsim.Server
+	// Handlers are served on the metrics listener besides /metrics,
+	// /healthz and /readyz (ServeMux patterns).
+	Handlers map[string]http.Handler
 }
 
 // Worker is a running set of the worker's parts.
 type Worker struct {
-	cfg     Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	m       *metrics.Metrics
-	ns      *server.Server
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	cons    *consumer.Consumer
-	http    *metrics.Server
-	sim     *campaignsim.Server
-	simSrv  *http.Server
-	simAddr string
-	closers []func()
+	cfg  Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	m    *metrics.Metrics
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cons *consumer.Consumer
+	http *metrics.Server
+	// lost is closed when the NATS connection is closed for good.
+	lost      chan struct{}
+	lostOnce  sync.Once
+	closeOnce sync.Once
 }
 
-// New starts the worker's parts without consuming: the embedded NATS
-// server when no URL is set, the simulator when asked, the NATS connection,
-// the streams, and the metrics listener. Run consumes.
+// New connects and prepares the worker's parts without consuming: the NATS
+// connection, the streams, the consumer and the metrics listener. Run
+// consumes; Close releases what New acquired.
 func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	w = &Worker{cfg: cfg, log: opts.Logger, reg: opts.Registry}
+	w = &Worker{cfg: cfg, log: opts.Logger, reg: opts.Registry, lost: make(chan struct{})}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -77,34 +71,42 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 	parts := w // the returns below set w to nil
 	defer func() {
 		if err != nil {
-			parts.close()
+			parts.Close()
 		}
 	}()
 	w.m = metrics.New(w.reg, opts.Version)
 	w.m.Init(outcomes(), reasons())
-	natsURL, err := w.startNATS()
-	if err != nil {
+	if w.nc, err = w.connect(ctx); err != nil {
 		return nil, err
 	}
-	if w.nc, err = w.connect(ctx, natsURL); err != nil {
-		return nil, err
-	}
-	w.closers = append(w.closers, w.nc.Close)
 	if w.js, err = jetstream.New(w.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	api, err := w.campaignClient(opts.Simulator)
+	api, err := w.campaignClient()
 	if err != nil {
 		return nil, err
 	}
-	bound, err := consumer.Setup(ctx, w.js, consumer.Topology{
+	handles, err := layout.Setup(ctx, w.js, layout.Topology{
 		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending,
 		Replicas: cfg.Replicas, JobTTL: cfg.JobTTL, EventsMaxAge: cfg.EventsMaxAge, Create: cfg.CreateStreams,
 	})
 	if err != nil {
 		return nil, err
 	}
-	runner := ingest.NewRunner(api, ingest.Config{
+	w.cons = consumer.New(handles, publisher.New(w.js), ingest.NewRunner(api, w.runnerConfig()), w.m, w.log,
+		consumer.Config{MaxInFlight: cfg.MaxInFlight})
+	w.http, err = metrics.Listen(metrics.ServerConfig{
+		Addr: cfg.HTTPAddr, Ready: w.ready, Healthy: w.healthy, Pprof: cfg.Pprof, Handlers: opts.Handlers,
+	}, w.reg)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *Worker) runnerConfig() ingest.Config {
+	cfg := w.cfg
+	return ingest.Config{
 		Schedule:        ingest.Schedule{Initial: cfg.PollInitial, Max: cfg.PollMax},
 		JobTimeout:      cfg.JobTimeout,
 		BusyPolicy:      ingest.BusyPolicy(cfg.BusyPolicy),
@@ -115,34 +117,7 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 		RedeliverDelay:  cfg.RedeliverDelay,
 		Observer:        w.m,
 		Logger:          w.log,
-	})
-	w.cons = consumer.New(bound, publisher.New(w.js), runner, w.m, w.log, consumer.Config{MaxInFlight: cfg.MaxInFlight})
-	w.http, err = metrics.Listen(metrics.ServerConfig{Addr: cfg.HTTPAddr, Ready: w.ready, Pprof: cfg.Pprof}, w.reg)
-	if err != nil {
-		return nil, err
 	}
-	return w, nil
-}
-
-// startNATS starts the embedded server when no URL is configured and
-// returns its URL ("" when an external server is used).
-func (w *Worker) startNATS() (string, error) {
-	if w.cfg.NATS.URL != "" {
-		return "", nil
-	}
-	host, port, err := splitHostPort(w.cfg.EmbeddedListen)
-	if err != nil {
-		return "", fmt.Errorf("INGEST_EMBEDDED_LISTEN: %w", err)
-	}
-	w.ns, err = natsembed.Start(natsembed.Options{
-		Host: host, Port: port, StoreDir: filepath.Join(w.cfg.DataDir, "jetstream"), LazySync: w.cfg.EmbeddedLazySync,
-	})
-	if err != nil {
-		return "", err
-	}
-	w.closers = append(w.closers, func() { w.ns.Shutdown(); w.ns.WaitForShutdown() })
-	w.log.Info("embedded NATS server started", "url", w.ns.ClientURL(), "storeDir", w.cfg.DataDir, "fsyncEveryWrite", !w.cfg.EmbeddedLazySync)
-	return w.ns.ClientURL(), nil
 }
 
 // connectPatience is how long the worker waits for a NATS server that does
@@ -151,9 +126,9 @@ const connectPatience = time.Minute
 
 // connect connects to NATS, retrying with backoff for connectPatience while
 // no server answers. Other errors (authorization, TLS) end it at once.
-func (w *Worker) connect(ctx context.Context, url string) (*nats.Conn, error) {
+func (w *Worker) connect(ctx context.Context) (*nats.Conn, error) {
 	return backoff.Retry(ctx, func() (*nats.Conn, error) {
-		nc, err := natsconn.Connect(w.cfg.NATS, url, w.log)
+		nc, err := natsconn.Connect(w.cfg.NATS, "", w.log, nats.ClosedHandler(func(*nats.Conn) { w.lostOnce.Do(func() { close(w.lost) }) }))
 		if err != nil && !errors.Is(err, nats.ErrNoServers) {
 			return nil, backoff.Permanent(err)
 		}
@@ -164,85 +139,72 @@ func (w *Worker) connect(ctx context.Context, url string) (*nats.Conn, error) {
 	}, backoff.WithMaxElapsedTime(connectPatience))
 }
 
-// campaignClient builds the API client, pointed at the in-process
-// simulator when Simulate is set.
-func (w *Worker) campaignClient(sim *campaignsim.Server) (*campaign.Client, error) {
+// campaignClient builds the API client.
+func (w *Worker) campaignClient() (*campaign.Client, error) {
 	cfg := w.cfg
-	cc := campaign.Config{
+	roots, err := cfg.campaignRoots()
+	if err != nil {
+		return nil, err
+	}
+	c, err := campaign.New(campaign.Config{
 		BaseURL:   cfg.CampaignURL,
 		APIKey:    cfg.APIKey,
 		IMS:       campaign.IMSConfig{TokenURL: cfg.IMS.URL, ClientID: cfg.IMS.ClientID, ClientSecret: cfg.IMS.ClientSecret, Scopes: cfg.IMS.Scopes},
 		Timeout:   cfg.APITimeout,
 		RateLimit: rate.Limit(cfg.APIRateLimit),
-	}
-	if cfg.Simulate {
-		base, err := w.startSimulator(sim)
-		if err != nil {
-			return nil, err
-		}
-		cc.BaseURL, cc.APIKey = base, campaignsim.DemoClientID
-		cc.IMS = campaign.IMSConfig{TokenURL: base + "/ims/token/v3", ClientID: campaignsim.DemoClientID, ClientSecret: campaignsim.DemoClientSecret}
-	}
-	roots, err := cfg.campaignRoots()
-	if err != nil {
-		return nil, err
-	}
-	cc.Transport = w.m.InstrumentTransport(campaign.NewTransport(roots), campaign.Operation)
-	c, err := campaign.New(cc)
+		Transport: w.m.InstrumentTransport(campaign.NewTransport(roots), campaign.Operation),
+	})
 	if err != nil {
 		return nil, fmt.Errorf("campaign client: %w", err)
 	}
 	return c, nil
 }
 
-func (w *Worker) startSimulator(sim *campaignsim.Server) (string, error) {
-	if sim == nil {
-		sim = campaignsim.New(campaignsim.Options{Logger: w.log.With("component", "campaign-sim")})
-		for _, m := range campaignsim.DemoMappings("acme") {
-			sim.PutMapping(m)
-		}
-	}
-	ln, err := net.Listen("tcp", w.cfg.SimulateAddr)
-	if err != nil {
-		return "", fmt.Errorf("simulator: %w", err)
-	}
-	w.sim, w.simAddr = sim, ln.Addr().String()
-	w.simSrv = &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = w.simSrv.Serve(ln)
-	}()
-	w.closers = append(w.closers, func() { _ = w.simSrv.Close(); <-done })
-	base := "http://" + w.simAddr
-	w.log.Info("Campaign simulator started", "url", base, "calls", base+"/_sim/calls")
-	return base, nil
-}
-
 func (w *Worker) ready() error {
 	switch {
 	case !w.nc.IsConnected():
 		return errors.New("NATS not connected")
-	case !w.cons.Bound():
-		return errors.New("consumer not bound")
+	case !w.cons.Pulling():
+		return errors.New("consumer not pulling")
 	}
 	return nil
 }
 
-// Run consumes until ctx ends, then stops in order: stop pulling and hand
-// unfinished jobs back, drain NATS, stop the HTTP server and the embedded
-// parts. It closes the worker.
+// healthy fails when the worker can no longer make progress: its NATS
+// connection is closed for good, or its pulls keep failing (the consumer
+// was deleted, the stream is gone).
+func (w *Worker) healthy() error {
+	if w.nc.IsClosed() {
+		return errors.New("NATS connection closed")
+	}
+	return w.cons.Healthy()
+}
+
+// ErrConnectionLost is returned by Run when the NATS connection was closed
+// for good (by the server, or after reconnects ran out): the process should
+// exit non-zero so that it is restarted.
+var ErrConnectionLost = errors.New("NATS connection closed for good")
+
+// Run consumes until ctx ends or the NATS connection is closed for good,
+// then stops in order: stop pulling and hand unfinished jobs back, drain
+// NATS, stop the HTTP server. It closes the worker.
 func (w *Worker) Run(ctx context.Context) error {
-	defer w.close()
+	defer w.Close()
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
 	var wg sync.WaitGroup
 	var httpErr error
 	wg.Go(func() { httpErr = w.http.Serve(httpCtx) })
-	wg.Go(func() { w.watchConnection(httpCtx) })
+	wg.Go(func() { w.watchConnection(httpCtx, func() { cancel(ErrConnectionLost) }) })
 	w.log.Info("worker running", "http", w.http.Addr().String(), "maxInFlight", w.cfg.MaxInFlight)
-	err := w.cons.Run(ctx)
-	if derr := w.drain(); derr != nil {
+	err := w.cons.Run(runCtx)
+	lost := errors.Is(context.Cause(runCtx), ErrConnectionLost)
+	if lost {
+		w.log.Error("the NATS connection is closed for good; stopping so that the worker is restarted")
+		err = errors.Join(err, ErrConnectionLost)
+	} else if derr := w.drain(); derr != nil {
 		w.log.Warn("drain NATS", "err", derr)
 	}
 	stopHTTP()
@@ -254,21 +216,20 @@ func (w *Worker) Run(ctx context.Context) error {
 // drain flushes what the worker published (acks, naks) and closes the
 // connection, waiting at most 10 s.
 func (w *Worker) drain() error {
-	closed := make(chan struct{})
-	w.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
 	if err := w.nc.Drain(); err != nil {
 		return err
 	}
 	select {
-	case <-closed:
+	case <-w.lost:
 		return nil
 	case <-time.After(10 * time.Second):
 		return errors.New("drain did not finish within 10s")
 	}
 }
 
-// watchConnection keeps nats_connected current.
-func (w *Worker) watchConnection(ctx context.Context) {
+// watchConnection keeps nats_connected current and calls lost once the
+// connection is closed for good.
+func (w *Worker) watchConnection(ctx context.Context, lost func()) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -280,60 +241,38 @@ func (w *Worker) watchConnection(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-w.lost:
+			w.m.NATSConnected.Set(0)
+			if !w.nc.IsDraining() {
+				lost()
+			}
+			return
 		case <-t.C:
 		}
 	}
 }
 
-func (w *Worker) close() {
-	for i := len(w.closers) - 1; i >= 0; i-- {
-		w.closers[i]()
-	}
-	w.closers = nil
-}
-
-// NATSURL is the URL of the embedded server, or "" with an external one.
-func (w *Worker) NATSURL() string {
-	if w.ns == nil {
-		return ""
-	}
-	return w.ns.ClientURL()
+// Close releases what New acquired: the NATS connection. It is safe to
+// call more than once, and after Run (which calls it).
+func (w *Worker) Close() {
+	w.closeOnce.Do(func() {
+		if w.nc != nil {
+			w.nc.Close()
+		}
+		if w.http != nil {
+			_ = w.http.Close()
+		}
+	})
 }
 
 // HTTPAddr is the metrics server's address.
 func (w *Worker) HTTPAddr() string { return w.http.Addr().String() }
-
-// SimulatorURL is the in-process simulator's base URL, or "".
-func (w *Worker) SimulatorURL() string {
-	if w.simAddr == "" {
-		return ""
-	}
-	return "http://" + w.simAddr
-}
-
-// Simulator is the in-process simulator, or nil.
-func (w *Worker) Simulator() *campaignsim.Server { return w.sim }
 
 // Metrics is the worker's metric set.
 func (w *Worker) Metrics() *metrics.Metrics { return w.m }
 
 // Registry is the worker's metric registry.
 func (w *Worker) Registry() *prometheus.Registry { return w.reg }
-
-func splitHostPort(hp string) (string, int, error) {
-	host, p, err := net.SplitHostPort(hp)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		return "", 0, fmt.Errorf("port %q: %w", p, err)
-	}
-	if port == 0 {
-		port = -1
-	}
-	return host, port, nil
-}
 
 func outcomes() []string {
 	var out []string

@@ -22,6 +22,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/publisher"
 	"github.com/acme/campaign-ingest/worker"
@@ -342,7 +343,7 @@ type terminalCounter struct {
 func countTerminal(nc *nats.Conn, want int, onEvent func(subject string, at time.Time)) (*terminalCounter, error) {
 	tc := &terminalCounter{want: want, done: make(chan struct{})}
 	var err error
-	tc.sub, err = nc.Subscribe(ingest.EventSubjectPrefix+">", func(m *nats.Msg) {
+	tc.sub, err = nc.Subscribe(layout.EventPrefix+">", func(m *nats.Msg) {
 		at := time.Now()
 		if onEvent != nil {
 			onEvent(m.Subject, at)

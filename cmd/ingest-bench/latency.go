@@ -13,7 +13,7 @@ import (
 	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
-	"github.com/acme/campaign-ingest/publisher"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // latencyPhase publishes commands at a fixed rate, one instant mapping per
@@ -50,7 +50,7 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	defer nc.Close()
 
 	// Terminal events as a downstream subscriber sees them: from the stream.
-	stream, err := js.Stream(ctx, publisher.EventStream)
+	stream, err := js.Stream(ctx, layout.EventStream)
 	if err != nil {
 		return err
 	}

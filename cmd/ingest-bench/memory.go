@@ -17,6 +17,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // memSample is the process's memory after a GC.
@@ -96,7 +97,7 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 
 	var triggered atomic.Int64
 	all := make(chan struct{})
-	sub, err := nc.Subscribe(ingest.EventSubjectPrefix+benchOrg+".*."+string(ingest.EventTriggered), func(*nats.Msg) {
+	sub, err := nc.Subscribe(layout.EventPrefix+benchOrg+".*."+string(ingest.EventTriggered), func(*nats.Msg) {
 		if triggered.Add(1) == int64(n) {
 			close(all)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/publisher"
 )
 
@@ -86,7 +87,7 @@ type result struct {
 func writesPerJob(ctx context.Context, js jetstream.JetStream, n int) string {
 	var out []string
 	for _, s := range []struct{ name, label string }{
-		{publisher.CommandStream, "commands"}, {publisher.EventStream, "events"}, {"KV_INGEST_JOBS", "KV"},
+		{layout.CommandStream, "commands"}, {layout.EventStream, "events"}, {"KV_INGEST_JOBS", "KV"},
 	} {
 		st, err := js.Stream(ctx, s.name)
 		if err != nil {
@@ -154,12 +155,12 @@ func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int)
 		return result{}, err
 	}
 	defer nc.Close()
-	for _, sc := range []jetstream.StreamConfig{publisher.CommandStreamConfig(1), publisher.EventStreamConfig(0, 1)} {
+	for _, sc := range []jetstream.StreamConfig{layout.CommandStreamConfig(1), layout.EventStreamConfig(0, 1)} {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return result{}, err
 		}
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, publisher.CommandStream, jetstream.ConsumerConfig{
+	cons, err := js.CreateOrUpdateConsumer(ctx, layout.CommandStream, jetstream.ConsumerConfig{
 		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10000,
 	})
 	if err != nil {

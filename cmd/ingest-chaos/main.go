@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/acme/campaign-ingest/reliability"
+	"github.com/acme/campaign-ingest/internal/reliability"
 )
 
 func main() {

@@ -1,6 +1,11 @@
 // Command ingest-worker consumes Campaign ingestion commands from NATS
 // JetStream, triggers and polls the ingestions, and publishes their outcome
 // events. Configuration comes from INGEST_* variables; -h lists them.
+//
+// For development it can also start an embedded NATS server
+// (INGEST_EMBEDDED_NATS=true) and the Campaign simulator in process
+// (INGEST_SIMULATE=true, which implies the embedded server when
+// INGEST_NATS_URL is empty): the quick start runs on these.
 package main
 
 import (
@@ -13,7 +18,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -28,6 +32,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "ingest-worker:", err)
 		os.Exit(1)
 	}
+}
+
+// config is the program's configuration: the worker's, and the
+// development tools it can start.
+type config struct {
+	worker.Config
+	Development
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -45,27 +56,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, version)
 		return nil
 	}
-	var cfg worker.Config
+	var cfg config
 	if err := envconfig.Process("ingest", &cfg); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	w, err := worker.New(ctx, cfg, worker.Options{Logger: log, Version: version})
+	dev, err := startDevelopment(&cfg, log)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	w, err := worker.New(ctx, cfg.Config, worker.Options{Logger: log, Version: version})
 	if err != nil {
 		return err
 	}
 	return w.Run(ctx)
-}
-
-func usage(out io.Writer) {
-	fmt.Fprintf(out, "ingest-worker %s: Campaign ingestion commands from NATS JetStream, outcomes as events.\n\n", version)
-	fmt.Fprintln(out, "Usage: ingest-worker [-version]\n\nConfiguration, from the environment:")
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tTYPE\tDEFAULT\tMEANING")
-	_ = envconfig.Usagef("ingest", &worker.Config{}, tw, "{{range .}}{{usage_key .}}\t{{usage_type .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
-	_ = tw.Flush()
 }
 
 func level(s string) slog.Level {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/ingest"
-	"github.com/acme/campaign-ingest/publisher"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // eventFilter selects events by subject (organization, mapping, types) and
@@ -70,7 +70,7 @@ func (f eventFilter) subjects() []string {
 		}
 		return s
 	}
-	prefix := ingest.EventSubjectPrefix + tok(f.org) + "." + tok(f.mapping) + "."
+	prefix := layout.EventPrefix + tok(f.org) + "." + tok(f.mapping) + "."
 	if len(f.types) == 0 {
 		return []string{prefix + "*"}
 	}
@@ -121,7 +121,7 @@ func (a *app) events(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	st, err := s.stream(ctx, publisher.EventStream)
+	st, err := s.stream(ctx, layout.EventStream)
 	if err != nil {
 		return err
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // job is one INGEST_JOBS entry.
@@ -76,7 +76,7 @@ func (a *app) jobs(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	kv, err := s.bucket(ctx, consumer.DefaultBucket)
+	kv, err := s.bucket(ctx, layout.DefaultBucket)
 	if err != nil {
 		return err
 	}

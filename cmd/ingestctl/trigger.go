@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/publisher"
 )
 
@@ -56,7 +57,7 @@ func (a *app) trigger(ctx context.Context, args []string) error {
 		return err
 	}
 	defer s.close()
-	cmdStream, err := s.stream(ctx, publisher.CommandStream)
+	cmdStream, err := s.stream(ctx, layout.CommandStream)
 	if err != nil {
 		return err
 	}
@@ -109,7 +110,7 @@ func (a *app) command(f triggerFlags) (ingest.Command, error) {
 	if err != nil {
 		return cmd, usageErrorf("trigger: %w", err)
 	}
-	env := ingest.Envelope{Subject: msg.Subject, MsgID: msg.Header.Get(jetstream.MsgIDHeader)}
+	env := layout.Envelope(msg.Subject, msg.Header.Get, layout.CommandStream, 0)
 	if _, err := ingest.ParseCommand(env, msg.Data); err != nil {
 		return cmd, usageErrorf("trigger: the worker would reject this command: %w", err)
 	}
@@ -137,14 +138,14 @@ func (a *app) printPublished(f triggerFlags, cmd ingest.Command, ack *jetstream.
 		if f.wait {
 			return nil // only events follow
 		}
-		b, err := json.Marshal(published{CommandID: cmd.ID, Subject: cmd.Subject(), Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate})
+		b, err := json.Marshal(published{CommandID: cmd.ID, Subject: layout.CommandSubject(cmd.Organization, cmd.MappingID), Stream: ack.Stream, Seq: ack.Sequence, Duplicate: ack.Duplicate})
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(a.stdout, "%s\n", b)
 		return err
 	}
-	what := fmt.Sprintf("published command %s on %s (%s seq %d)", cmd.ID, cmd.Subject(), ack.Stream, ack.Sequence)
+	what := fmt.Sprintf("published command %s on %s (%s seq %d)", cmd.ID, layout.CommandSubject(cmd.Organization, cmd.MappingID), ack.Stream, ack.Sequence)
 	if ack.Duplicate {
 		what = fmt.Sprintf("command %s was already published (%s seq %d): this publish was dropped as a duplicate", cmd.ID, ack.Stream, ack.Sequence)
 	}

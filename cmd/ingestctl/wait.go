@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -10,9 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/acme/campaign-ingest/consumer"
 	"github.com/acme/campaign-ingest/ingest"
-	"github.com/acme/campaign-ingest/publisher"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // waiter waits for the terminal event of one command.
@@ -42,18 +40,18 @@ type waiter struct {
 
 // prepareWait notes where the events stream stands, before the publish.
 func (a *app) prepareWait(ctx context.Context, s *session, cmd ingest.Command) (*waiter, error) {
-	st, err := s.stream(ctx, publisher.EventStream)
+	st, err := s.stream(ctx, layout.EventStream)
 	if err != nil {
 		return nil, err
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", publisher.EventStream, err)
+		return nil, fmt.Errorf("stream %s: %w", layout.EventStream, err)
 	}
 	w := &waiter{a: a, cmd: cmd, events: st, nextSeq: info.State.LastSeq + 1}
-	if kv, err := s.js.KeyValue(ctx, consumer.DefaultBucket); err == nil {
+	if kv, err := s.js.KeyValue(ctx, layout.DefaultBucket); err == nil {
 		w.jobs = kv
-		if w.prior, err = loadRecord(ctx, kv, cmd.ID); err != nil {
+		if w.prior, err = layout.LoadRecord(ctx, kv, cmd.Organization, cmd.ID); err != nil {
 			return nil, err
 		}
 	}
@@ -80,7 +78,7 @@ func (w *waiter) start() startAt {
 // outcome's exit code, or gives up after limit.
 func (w *waiter) wait(ctx context.Context, limit time.Duration, asJSON bool) error {
 	org, mapping := w.cmd.Organization, w.cmd.MappingID
-	r, err := openEvents(ctx, w.events, []string{ingest.EventSubjectPrefix + org + "." + mapping + ".*"}, w.start())
+	r, err := openEvents(ctx, w.events, []string{layout.EventPrefix + org + "." + mapping + ".*"}, w.start())
 	if err != nil {
 		if ctx.Err() != nil {
 			return w.interrupted()
@@ -142,7 +140,7 @@ func (w *waiter) jobState(ctx context.Context) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	rec, err := loadRecord(ctx, w.jobs, w.cmd.ID)
+	rec, err := layout.LoadRecord(ctx, w.jobs, w.cmd.Organization, w.cmd.ID)
 	if err != nil || rec == nil {
 		return ""
 	}
@@ -163,20 +161,4 @@ func describe(rec ingest.Record) string {
 	default:
 		return string(rec.Phase)
 	}
-}
-
-// loadRecord returns the job record of a command id, or nil.
-func loadRecord(ctx context.Context, kv jetstream.KeyValue, commandID string) (*ingest.Record, error) {
-	e, err := kv.Get(ctx, ingest.RecordKey(commandID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("job record of %q: %w", commandID, err)
-	}
-	var rec ingest.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, fmt.Errorf("job record of %q: %w", commandID, err)
-	}
-	return &rec, nil
 }

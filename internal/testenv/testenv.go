@@ -17,7 +17,7 @@ import (
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/natsembed"
-	"github.com/acme/campaign-ingest/publisher"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/worker"
 )
 
@@ -78,7 +78,7 @@ type Received struct {
 func RecordEvents(t testing.TB, js jetstream.JetStream) *Events {
 	t.Helper()
 	ctx := context.Background()
-	s, err := js.CreateOrUpdateStream(ctx, publisher.EventStreamConfig(0, 1))
+	s, err := js.CreateOrUpdateStream(ctx, layout.EventStreamConfig(0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/reliability"
+	"github.com/acme/campaign-ingest/internal/reliability"
 )
 
 // TestReplicasKilledAndRestarted runs three worker processes on the shared

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/reliability"
+	"github.com/acme/campaign-ingest/internal/reliability"
 )
 
 // TestNATSServerRestart stops the only NATS server mid-run and starts it

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/publisher"
 )
 
@@ -88,7 +89,7 @@ type Progress struct {
 // ReadProgress reads the streams' state.
 func ReadProgress(ctx context.Context, js jetstream.JetStream) (Progress, error) {
 	var p Progress
-	for name, n := range map[string]*uint64{publisher.CommandStream: &p.Queued, publisher.EventStream: &p.Events} {
+	for name, n := range map[string]*uint64{layout.CommandStream: &p.Queued, layout.EventStream: &p.Events} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
 			return p, err
@@ -131,7 +132,7 @@ func WaitDrained(ctx context.Context, js jetstream.JetStream, timeout time.Durat
 
 // ReadEvents reads every event of INGEST_EVENTS from the start.
 func ReadEvents(ctx context.Context, js jetstream.JetStream) ([]ingest.Event, error) {
-	s, err := js.Stream(ctx, publisher.EventStream)
+	s, err := js.Stream(ctx, layout.EventStream)
 	if err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
-	"github.com/acme/campaign-ingest/reliability"
+	"github.com/acme/campaign-ingest/internal/reliability"
 )
 
 // long runs the large versions (1,000 commands and more); also INGEST_LONG=1.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
-	"github.com/acme/campaign-ingest/reliability"
+	"github.com/acme/campaign-ingest/internal/reliability"
 )
 
 // Retry budgets of TestAPIFaults: calls of one operation within a delivery,

@@ -1,8 +1,4 @@
-// Package consumer drives jobs from JetStream: it pulls commands as job slots
-// free up, keeps their leases with InProgress heartbeats, keeps job state in
-// the KV bucket INGEST_JOBS, and acks, naks or terms each command once its
-// outcome is safe.
-package consumer
+package layout
 
 import (
 	"context"
@@ -12,13 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/acme/campaign-ingest/publisher"
-)
-
-// Default names of the contract.
-const (
-	DefaultDurable = "ingest-worker"
-	DefaultBucket  = "INGEST_JOBS"
 )
 
 // Topology names and sizes what the worker needs in JetStream.
@@ -69,8 +58,9 @@ func (t Topology) withDefaults() Topology {
 	return t
 }
 
-// Bound is what Setup returns: the consumer to pull from and the job bucket.
-type Bound struct {
+// Handles are what Setup returns: the consumer to pull from, the command
+// stream and the job bucket.
+type Handles struct {
 	JetStream jetstream.JetStream
 	Commands  jetstream.Stream
 	Consumer  jetstream.Consumer
@@ -80,25 +70,25 @@ type Bound struct {
 
 // Setup creates (or, with Create false, looks up) the command and event
 // streams, the durable consumer and the job bucket.
-func Setup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, error) {
+func Setup(ctx context.Context, js jetstream.JetStream, t Topology) (*Handles, error) {
 	t = t.withDefaults()
 	if !t.Create {
 		return lookup(ctx, js, t)
 	}
-	commands, err := js.CreateOrUpdateStream(ctx, publisher.CommandStreamConfig(t.Replicas))
+	commands, err := js.CreateOrUpdateStream(ctx, CommandStreamConfig(t.Replicas))
 	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", publisher.CommandStream, err)
+		return nil, fmt.Errorf("create stream %s: %w", CommandStream, err)
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, publisher.EventStreamConfig(t.EventsMaxAge, t.Replicas)); err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", publisher.EventStream, err)
+	if _, err := js.CreateOrUpdateStream(ctx, EventStreamConfig(t.EventsMaxAge, t.Replicas)); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", EventStream, err)
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, publisher.CommandStream, consumerConfig(t))
+	cons, err := js.CreateOrUpdateConsumer(ctx, CommandStream, consumerConfig(t))
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", t.Durable, err)
 	}
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      t.Bucket,
-		Description: "Campaign ingestion job state, one entry per command id",
+		Description: "Campaign ingestion job state, one entry per organization and command id",
 		History:     1,
 		TTL:         t.JobTTL,
 		Storage:     jetstream.FileStorage,
@@ -107,14 +97,14 @@ func Setup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, err
 	if err != nil {
 		return nil, fmt.Errorf("create bucket %s: %w", t.Bucket, err)
 	}
-	return &Bound{JetStream: js, Commands: commands, Consumer: cons, Jobs: kv, Topology: t}, nil
+	return &Handles{JetStream: js, Commands: commands, Consumer: cons, Jobs: kv, Topology: t}, nil
 }
 
 func consumerConfig(t Topology) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       t.Durable,
 		Description:   "Campaign ingestion workers",
-		FilterSubject: publisher.CommandSubjects,
+		FilterSubject: CommandSubjects,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       t.AckWait,
 		MaxDeliver:    t.MaxDeliver,
@@ -124,18 +114,18 @@ func consumerConfig(t Topology) jetstream.ConsumerConfig {
 	}
 }
 
-func lookup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, error) {
+func lookup(ctx context.Context, js jetstream.JetStream, t Topology) (*Handles, error) {
 	var missing []error
-	commands, err := js.Stream(ctx, publisher.CommandStream)
+	commands, err := js.Stream(ctx, CommandStream)
 	if err != nil {
-		missing = append(missing, fmt.Errorf("stream %s: %w", publisher.CommandStream, err))
+		missing = append(missing, fmt.Errorf("stream %s: %w", CommandStream, err))
 	}
-	if _, err := js.Stream(ctx, publisher.EventStream); err != nil {
-		missing = append(missing, fmt.Errorf("stream %s: %w", publisher.EventStream, err))
+	if _, err := js.Stream(ctx, EventStream); err != nil {
+		missing = append(missing, fmt.Errorf("stream %s: %w", EventStream, err))
 	}
-	cons, err := js.Consumer(ctx, publisher.CommandStream, t.Durable)
+	cons, err := js.Consumer(ctx, CommandStream, t.Durable)
 	if err != nil {
-		missing = append(missing, fmt.Errorf("consumer %s on %s: %w", t.Durable, publisher.CommandStream, err))
+		missing = append(missing, fmt.Errorf("consumer %s on %s: %w", t.Durable, CommandStream, err))
 	}
 	kv, err := js.KeyValue(ctx, t.Bucket)
 	if err != nil {
@@ -144,5 +134,5 @@ func lookup(ctx context.Context, js jetstream.JetStream, t Topology) (*Bound, er
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w (INGEST_CREATE_STREAMS=false: create them, or let the worker do it with INGEST_CREATE_STREAMS=true)", errors.Join(missing...))
 	}
-	return &Bound{JetStream: js, Commands: commands, Consumer: cons, Jobs: kv, Topology: t}, nil
+	return &Handles{JetStream: js, Commands: commands, Consumer: cons, Jobs: kv, Topology: t}, nil
 }

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/reliability"
+	"github.com/acme/campaign-ingest/internal/reliability"
 )
 
 // TestCrashMidPoll kills a worker process (SIGKILL) while its jobs poll and

@@ -1,0 +1,128 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
+)
+
+// delivery is a command being worked on.
+type delivery struct {
+	msg       jetstream.Msg
+	published time.Time
+}
+
+// handle starts one delivery's job; end is called once the delivery is
+// settled. The job holds no goroutine while it waits between status checks
+// (ingest.Runner.Start). A panic is recovered and the command handed back.
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, end func()) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("message without JetStream metadata", "subject", ingest.Bounded(msg.Subject(), 256), "err", err)
+		_ = msg.Term()
+		end()
+		return
+	}
+	d := &delivery{msg: msg, published: meta.Timestamp}
+	c.track(d, true)
+	finished := func() {
+		c.track(d, false)
+		end()
+	}
+	started := false
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("job panicked; handing the command back", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			c.handBack(msg, "panic")
+		}
+		if !started {
+			finished()
+		}
+	}()
+	job, ok := c.begin(ctx, msg, meta)
+	if !ok {
+		return
+	}
+	c.m.InFlight.Inc()
+	started = true
+	c.runner.Start(ctx, c.journal(job.Logger), job, func(res ingest.Result) {
+		defer finished()
+		c.m.InFlight.Dec()
+		if res.Panic != nil {
+			job.Logger.Error("job panicked; handing the command back", "panic", res.Panic.String())
+			c.handBack(msg, "panic")
+			return
+		}
+		c.settle(ctx, job.Logger, msg, res)
+	})
+}
+
+// envelope is what arrived with a stored command besides its body.
+func envelope(subject string, h func(string) string, stream string, seq uint64) ingest.Envelope {
+	return layout.Envelope(subject, h, stream, seq)
+}
+
+// commandLogger is log with a command's bounded attributes.
+func commandLogger(log *slog.Logger, cmd ingest.Command, attrs ...any) *slog.Logger {
+	log = log.With(append([]any{"commandId", cmd.ID, "organization", cmd.Organization, "mappingId", cmd.MappingID}, attrs...)...)
+	if tid := cmd.Trace.TraceID(); tid != "" {
+		log = log.With("traceId", tid)
+	}
+	return log
+}
+
+// begin decodes a delivery into its job and admits it. It settles the
+// message itself and reports false when no job is to run.
+func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (ingest.Job, bool) {
+	kind := "first"
+	if meta.NumDelivered > 1 {
+		kind = "redelivery"
+	}
+	c.m.Deliveries.WithLabelValues(kind).Inc()
+	env := envelope(msg.Subject(), msg.Headers().Get, meta.Stream, meta.Sequence.Stream)
+	cmd, err := ingest.ParseCommand(env, msg.Data())
+	log := commandLogger(c.log, cmd, "delivery", meta.NumDelivered)
+	var rej *ingest.RejectError
+	if errors.As(err, &rej) {
+		log.Warn("command rejected", "reason", rej.Reason, "detail", rej.Detail)
+		c.reject(ctx, log, msg, ingest.Rejected(cmd, rej, time.Now()))
+		return ingest.Job{}, false
+	}
+	job := ingest.Job{
+		Command:      cmd,
+		Published:    meta.Timestamp,
+		Delivery:     int(meta.NumDelivered),
+		LastDelivery: c.js.Topology.MaxDeliver > 0 && int(meta.NumDelivered) >= c.js.Topology.MaxDeliver,
+		Logger:       log,
+	}
+	wctx, cancel := c.writeCtx(ctx)
+	defer cancel()
+	adm := c.runner.Admit(wctx, c.store, job, env)
+	switch adm.Verdict {
+	case ingest.Done:
+		log.Info("command already done; acknowledging", "outcome", adm.Record.Outcome, "recovered", adm.Recovered)
+		c.ack(log, msg)
+		return ingest.Job{}, false
+	case ingest.Duplicate:
+		log.Info("duplicate of a command already running; acknowledging")
+		c.ack(log, msg)
+		return ingest.Job{}, false
+	case ingest.Later:
+		log.Warn("cannot read or claim the job state; handing the command back", "err", adm.Err)
+		c.nak(msg, adm.Retry, "nats")
+		return ingest.Job{}, false
+	}
+	if adm.Recovered {
+		log.Info("job state recovered from the command's events", "phase", adm.Record.Phase, "requestId", adm.Record.RequestID)
+	}
+	job.Record = adm.Record
+	return job, true
+}

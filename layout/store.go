@@ -1,0 +1,93 @@
+package layout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/campaign-ingest/ingest"
+)
+
+// Store keeps job records in the job bucket, one per organization and
+// command id. It implements ingest.Records.
+type Store struct {
+	kv jetstream.KeyValue
+	js jetstream.JetStream
+}
+
+// NewStore returns a Store on kv; js reads the events stream to recover a
+// record (nil: no recovery).
+func NewStore(kv jetstream.KeyValue, js jetstream.JetStream) *Store { return &Store{kv: kv, js: js} }
+
+// Load returns the record of command id in org, or nil when there is none.
+func (s *Store) Load(ctx context.Context, org, commandID string) (*ingest.Record, error) {
+	return LoadRecord(ctx, s.kv, org, commandID)
+}
+
+// LoadRecord returns the record of command id in org from the job bucket
+// kv, or nil when there is none.
+func LoadRecord(ctx context.Context, kv jetstream.KeyValue, org, commandID string) (*ingest.Record, error) {
+	e, err := kv.Get(ctx, RecordKey(org, commandID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
+	}
+	rec, err := DecodeRecord(e.Value())
+	if err != nil {
+		return nil, fmt.Errorf("job %s/%q: %w", org, commandID, err)
+	}
+	return rec, nil
+}
+
+// DecodeRecord decodes a job record as stored in the bucket.
+func DecodeRecord(b []byte) (*ingest.Record, error) {
+	var rec ingest.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("decode job record: %w", err)
+	}
+	return &rec, nil
+}
+
+// Save stores rec.
+func (s *Store) Save(ctx context.Context, rec ingest.Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode job %s/%q: %w", rec.Organization, rec.CommandID, err)
+	}
+	if _, err := s.kv.Put(ctx, RecordKey(rec.Organization, rec.CommandID), b); err != nil {
+		return fmt.Errorf("save job %s/%q: %w", rec.Organization, rec.CommandID, err)
+	}
+	return nil
+}
+
+// Claim creates rec if its command id has no record yet in its
+// organization. It reports false when another message already holds the id.
+func (s *Store) Claim(ctx context.Context, rec ingest.Record) (bool, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, fmt.Errorf("encode job %s/%q: %w", rec.Organization, rec.CommandID, err)
+	}
+	_, err = s.kv.Create(ctx, RecordKey(rec.Organization, rec.CommandID), b)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim job %s/%q: %w", rec.Organization, rec.CommandID, err)
+	}
+	return true, nil
+}
+
+// Recover rebuilds the record of cmd from its events published since
+// (see RecoverFromEvents); nil when the Store has no JetStream.
+func (s *Store) Recover(ctx context.Context, cmd ingest.Command, since time.Time) (*ingest.Record, error) {
+	if s.js == nil {
+		return nil, nil
+	}
+	return RecoverFromEvents(ctx, s.js, cmd, since)
+}
