@@ -43,12 +43,12 @@ const (
 	// HeaderContentTypeMIME is the content type in MIME's canonical case,
 	// as written by earlier versions of the contract.
 	HeaderContentTypeMIME = "Content-Type"
-	HeaderSpecVersion = "ce-specversion"
-	HeaderID          = "ce-id"
-	HeaderSource      = "ce-source"
-	HeaderType        = "ce-type"
-	HeaderSubject     = "ce-subject"
-	HeaderTime        = "ce-time"
+	HeaderSpecVersion     = "ce-specversion"
+	HeaderID              = "ce-id"
+	HeaderSource          = "ce-source"
+	HeaderType            = "ce-type"
+	HeaderSubject         = "ce-subject"
+	HeaderTime            = "ce-time"
 )
 
 // CommandSubject is ingest.commands.<org>.<mapping>.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
-	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/layout"
+	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/worker"
 )
 
