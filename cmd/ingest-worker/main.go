@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -57,15 +56,6 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return w.Run(ctx)
-}
-
-func usage(out io.Writer) {
-	fmt.Fprintf(out, "ingest-worker %s: Campaign ingestion commands from NATS JetStream, outcomes as events.\n\n", version)
-	fmt.Fprintln(out, "Usage: ingest-worker [-version]\n\nConfiguration, from the environment:")
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VARIABLE\tTYPE\tDEFAULT\tMEANING")
-	_ = envconfig.Usagef("ingest", &worker.Config{}, tw, "{{range .}}{{usage_key .}}\t{{usage_type .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}")
-	_ = tw.Flush()
 }
 
 func level(s string) slog.Level {
