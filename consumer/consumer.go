@@ -35,6 +35,13 @@ type Config struct {
 	// StallAfter is how long pulls may keep failing before Healthy reports
 	// the consumer stalled; default 30s.
 	StallAfter time.Duration
+	// Organizations gives each organization's share of MaxInFlight and
+	// metric label; nil means every organization may use every slot and
+	// is labelled "_other".
+	Organizations Organizations
+	// MaxParked bounds the commands held while their organization has used
+	// up its share; default 10000.
+	MaxParked int
 }
 
 func (c Config) withDefaults() Config {
@@ -52,6 +59,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StallAfter <= 0 {
 		c.StallAfter = 30 * time.Second
+	}
+	if c.MaxParked <= 0 {
+		c.MaxParked = 10000
 	}
 	return c
 }
@@ -119,25 +129,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	wg.Go(func() { c.heartbeat(bgCtx) })
 	wg.Go(func() { c.watchPending(bgCtx) })
 	wg.Go(func() { c.watchExhausted(bgCtx) })
-	slots := newSlots(c.cfg.MaxInFlight)
+	slots := newSlots(c.cfg.MaxInFlight, c.cfg.MaxParked, c.cfg.Organizations)
 	for ctx.Err() == nil {
-		free := slots.free()
-		if free == 0 {
+		room := slots.room()
+		if room == 0 {
 			slots.waitRelease(ctx)
 			continue
 		}
-		if err := c.pull(ctx, free, func(msg jetstream.Msg) {
-			slots.take()
-			wg.Add(1)
-			go c.handle(jobCtx, msg, func() {
-				slots.release()
-				wg.Done()
-			})
-		}); err != nil {
+		if err := c.pull(ctx, room, func(msg jetstream.Msg) { c.arrive(jobCtx, msg, slots, &wg) }); err != nil {
 			c.pullFailed(ctx, err)
 		}
 	}
-	c.log.Info("stopping: handing unfinished jobs back", "inFlight", slots.used())
+	for _, giveBack := range slots.drain() {
+		giveBack()
+	}
+	running, _ := slots.used()
+	c.log.Info("stopping: handing unfinished jobs back", "inFlight", running)
 	stopJobs()
 	stopBg()
 	wg.Wait()

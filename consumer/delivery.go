@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,23 +21,39 @@ type delivery struct {
 	published time.Time
 }
 
+// arrive takes a pulled command: it keeps its lease from now on, and runs
+// it at once or parks it until its organization has a free slot.
+func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, wg *sync.WaitGroup) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		c.log.Error("message without JetStream metadata", "subject", msgSubject(msg), "err", err)
+		_ = msg.Term()
+		return
+	}
+	org, _, _ := layout.SplitCommandSubject(msg.Subject())
+	d := &delivery{msg: msg, published: meta.Timestamp}
+	c.track(d, true)
+	wg.Add(1)
+	slots.admit(org, parkedCmd{
+		start: func() {
+			go c.handle(ctx, msg, meta, func() {
+				c.track(d, false)
+				slots.release(org)
+				wg.Done()
+			})
+		},
+		giveBack: func() {
+			c.handBack(msg, "shutdown")
+			c.track(d, false)
+			wg.Done()
+		},
+	})
+}
+
 // handle starts one delivery's job; end is called once the delivery is
 // settled. The job holds no goroutine while it waits between status checks
 // (ingest.Runner.Start). A panic is recovered and the command handed back.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, end func()) {
-	meta, err := msg.Metadata()
-	if err != nil {
-		c.log.Error("message without JetStream metadata", "subject", ingest.Bounded(msg.Subject(), 256), "err", err)
-		_ = msg.Term()
-		end()
-		return
-	}
-	d := &delivery{msg: msg, published: meta.Timestamp}
-	c.track(d, true)
-	finished := func() {
-		c.track(d, false)
-		end()
-	}
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, end func()) {
 	started := false
 	defer func() {
 		if p := recover(); p != nil {
@@ -44,18 +61,19 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, end func()) {
 			c.handBack(msg, "panic")
 		}
 		if !started {
-			finished()
+			end()
 		}
 	}()
 	job, ok := c.begin(ctx, msg, meta)
 	if !ok {
 		return
 	}
-	c.m.InFlight.Inc()
+	inFlight := c.m.InFlight.WithLabelValues(c.label(job.Command.Organization))
+	inFlight.Inc()
 	started = true
 	c.runner.Start(ctx, c.journal(job.Logger), job, func(res ingest.Result) {
-		defer finished()
-		c.m.InFlight.Dec()
+		defer end()
+		inFlight.Dec()
 		if res.Panic != nil {
 			job.Logger.Error("job panicked; handing the command back", "panic", res.Panic.String())
 			c.handBack(msg, "panic")
@@ -64,6 +82,17 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, end func()) {
 		c.settle(ctx, job.Logger, msg, res)
 	})
 }
+
+// label is the organization's metric label value.
+func (c *Consumer) label(org string) string {
+	if c.cfg.Organizations == nil {
+		return otherLabel
+	}
+	return c.cfg.Organizations.Label(org)
+}
+
+// otherLabel is the label value of every organization without one of its own.
+const otherLabel = "_other"
 
 // envelope is what arrived with a stored command besides its body.
 func envelope(subject string, h func(string) string, stream string, seq uint64) ingest.Envelope {

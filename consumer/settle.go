@@ -92,7 +92,7 @@ func (c *Consumer) counted(ev ingest.Event, ack *jetstream.PubAck) bool {
 	}
 	c.m.Events.WithLabelValues(string(ev.Type)).Inc()
 	if ev.Type.Terminal() {
-		c.m.ObserveOutcome(string(ev.Type), string(ev.Reason), ev.NumRecords, time.Time(ev.TriggeredAt), time.Time(ev.FinishedAt))
+		c.m.ObserveOutcome(c.label(ev.Organization), string(ev.Type), string(ev.Reason), ev.NumRecords, time.Time(ev.TriggeredAt), time.Time(ev.FinishedAt))
 	}
 	return true
 }

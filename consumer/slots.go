@@ -1,30 +1,161 @@
 package consumer
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
-// slots bound the jobs running at once: the consumer pulls only as many
-// commands as there are free slots, so that no pulled command waits for a
-// slot while its AckWait runs.
+// Organizations tells each organization's share of a worker's jobs and its
+// metric label value.
+type Organizations interface {
+	// Limit is the most jobs of org that run at once in this worker.
+	Limit(org string) int
+	// Label is org's metric label value, from a bounded set.
+	Label(org string) string
+}
+
+// slots bound the jobs running at once, in all and per organization. The
+// consumer pulls only as many commands as there are free slots in all, so
+// that no pulled command waits for a slot while its AckWait runs; a command
+// whose organization has used up its share is parked (it keeps its lease
+// with heartbeats) until one of that organization's jobs ends, so that one
+// organization's backlog never stands in front of another's commands. At
+// most maxParked commands are parked; then pulling waits.
 type slots struct {
-	sem      chan struct{}
-	released chan struct{}
+	orgs      Organizations
+	max       int
+	maxParked int
+	released  chan struct{}
+
+	mu      sync.Mutex
+	running int
+	perOrg  map[string]int
+	parked  map[string][]parkedCmd
+	nParked int
+	// turn is the organizations with parked commands, in round-robin order.
+	turn []string
 }
 
-func newSlots(n int) *slots {
-	return &slots{sem: make(chan struct{}, n), released: make(chan struct{}, 1)}
+func newSlots(max, maxParked int, orgs Organizations) *slots {
+	return &slots{
+		orgs: orgs, max: max, maxParked: maxParked, released: make(chan struct{}, 1),
+		perOrg: map[string]int{}, parked: map[string][]parkedCmd{},
+	}
 }
 
-func (s *slots) free() int { return cap(s.sem) - len(s.sem) }
-func (s *slots) used() int { return len(s.sem) }
-func (s *slots) take()     { s.sem <- struct{}{} }
+// room is how many commands the consumer may pull now: the free slots,
+// or none while the parking is full.
+func (s *slots) room() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nParked >= s.maxParked && s.maxParked > 0 {
+		return 0
+	}
+	return s.max - s.running
+}
 
-// release frees a slot and wakes waitRelease.
-func (s *slots) release() {
-	<-s.sem
+func (s *slots) used() (running, parked int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running, s.nParked
+}
+
+// parkedCmd is a command waiting for its organization's turn: start runs
+// it, giveBack hands it back when the worker stops first.
+type parkedCmd struct {
+	start, giveBack func()
+}
+
+// admit starts cmd now when org has a free slot, else parks it. start is
+// called without the lock held.
+func (s *slots) admit(org string, cmd parkedCmd) {
+	s.mu.Lock()
+	if s.running < s.max && s.perOrg[org] < s.limit(org) {
+		s.take(org)
+		s.mu.Unlock()
+		cmd.start()
+		return
+	}
+	if len(s.parked[org]) == 0 {
+		s.turn = append(s.turn, org)
+	}
+	s.parked[org] = append(s.parked[org], cmd)
+	s.nParked++
+	s.mu.Unlock()
+}
+
+func (s *slots) limit(org string) int {
+	if s.orgs == nil {
+		return s.max
+	}
+	if n := s.orgs.Limit(org); n > 0 {
+		return n
+	}
+	return s.max
+}
+
+func (s *slots) take(org string) {
+	s.running++
+	s.perOrg[org]++
+}
+
+// release frees org's slot, starts the next parked command that may run
+// (organizations take turns), and wakes waitRelease.
+func (s *slots) release(org string) {
+	s.mu.Lock()
+	s.running--
+	if s.perOrg[org]--; s.perOrg[org] <= 0 {
+		delete(s.perOrg, org)
+	}
+	next := s.unpark()
+	s.mu.Unlock()
+	if next != nil {
+		next()
+	}
 	select {
 	case s.released <- struct{}{}:
 	default:
 	}
+}
+
+// unpark takes the first parked command, in turn, whose organization has a
+// free slot. The caller holds the lock.
+func (s *slots) unpark() func() {
+	if s.running >= s.max {
+		return nil
+	}
+	for i, org := range s.turn {
+		if s.perOrg[org] >= s.limit(org) {
+			continue
+		}
+		q := s.parked[org]
+		start := q[0].start
+		s.parked[org] = q[1:]
+		s.nParked--
+		s.turn = append(s.turn[:i:i], s.turn[i+1:]...)
+		if len(s.parked[org]) > 0 {
+			s.turn = append(s.turn, org) // its next command waits for its next turn
+		} else {
+			delete(s.parked, org)
+		}
+		s.take(org)
+		return start
+	}
+	return nil
+}
+
+// drain returns every parked command's hand-back, emptying the parking.
+func (s *slots) drain() []func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []func()
+	for _, q := range s.parked {
+		for _, p := range q {
+			out = append(out, p.giveBack)
+		}
+	}
+	s.parked, s.turn, s.nParked = map[string][]parkedCmd{}, nil, 0
+	return out
 }
 
 // waitRelease waits until a slot is released or ctx ends.

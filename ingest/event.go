@@ -43,6 +43,7 @@ const (
 	ReasonAborted             Reason = "aborted"               // aborted: Aborted after every resubmit
 	ReasonAPIUnavailable      Reason = "api_unavailable"       // failed: the API stayed unusable through every delivery
 	ReasonDeadlineExceeded    Reason = "deadline_exceeded"     // timed_out: the job's deadline passed
+	ReasonUnknownOrganization Reason = "unknown_organization"  // rejected: no credential for the organization
 )
 
 // Reasons lists every reason.
@@ -50,6 +51,7 @@ var Reasons = []Reason{
 	ReasonInvalidCommand, ReasonSubjectMismatch, ReasonMappingNotStopped, ReasonMappingNotPublished,
 	ReasonForbidden, ReasonUnauthorized, ReasonAPIError, ReasonFetchFailed, ReasonUploadFailed,
 	ReasonIngestionFailed, ReasonAborted, ReasonAPIUnavailable, ReasonDeadlineExceeded,
+	ReasonUnknownOrganization,
 }
 
 // Event tells the world what happened to a command. Field order and names are

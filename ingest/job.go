@@ -158,6 +158,11 @@ type Result struct {
 
 var errDeadline = errors.New("job deadline exceeded")
 
+// ErrUnknownOrganization is wrapped by an API whose caller has no
+// credential for the command's organization: the command is rejected
+// (unknown_organization).
+var ErrUnknownOrganization = errors.New("no credential for the organization")
+
 // Run runs one delivery of a job to its end or to a hand-back, and returns
 // how it ended. ctx cancelled means the worker is stopping: the job returns
 // Interrupted at its next step; its state is already in the journal. A

@@ -247,6 +247,8 @@ func (j *jobRun) apiFailure(ctx context.Context, err error, typ EventType) (*Eve
 		return nil, context.Cause(ctx)
 	}
 	switch {
+	case errors.Is(err, ErrUnknownOrganization):
+		return j.failure(EventRejected, ReasonUnknownOrganization, err), nil
 	case campaign.Unauthorized(err):
 		return j.failure(typ, ReasonUnauthorized, err), nil
 	case isForbidden(err):

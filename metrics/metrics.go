@@ -21,10 +21,10 @@ var APIBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
 // Metrics is the worker's metric set. Build it with New.
 type Metrics struct {
-	Requests       *prometheus.CounterVec   // requests_total{outcome}: terminal events by type
-	Failures       *prometheus.CounterVec   // failures_total{reason}: terminal events with a reason
-	InFlight       prometheus.Gauge         // in_flight: jobs running in this worker
-	Duration       prometheus.Histogram     // duration_seconds: trigger to terminal event
+	Requests       *prometheus.CounterVec   // requests_total{organization,outcome}: terminal events by type
+	Failures       *prometheus.CounterVec   // failures_total{organization,reason}: terminal events with a reason
+	InFlight       *prometheus.GaugeVec     // in_flight{organization}: jobs running in this worker
+	Duration       *prometheus.HistogramVec // duration_seconds{organization}: trigger to terminal event
 	Records        prometheus.Counter       // records_total: numRecords of succeeded ingestions
 	Polls          prometheus.Counter       // polls_total: status checks
 	UnknownStatus  prometheus.Counter       // unknown_status_total: status checks answering an undocumented status
@@ -38,6 +38,7 @@ type Metrics struct {
 	OldestInFlight prometheus.Gauge         // oldest_in_flight_seconds: age of the oldest running job
 	LastSuccess    prometheus.Gauge         // last_success_timestamp_seconds
 	NATSConnected  prometheus.Gauge         // nats_connected: 1 when connected
+	Reloads        *prometheus.CounterVec   // config_reloads_total{result}: reloads of the organizations
 }
 
 // New builds the metric set and registers it, with the build info, on reg.
@@ -46,20 +47,20 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "requests_total",
 			Help: "Commands that ended, by terminal outcome (succeeded, failed, aborted, rejected, timed_out).",
-		}, []string{"outcome"}),
+		}, []string{"organization", "outcome"}),
 		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "failures_total",
 			Help: "Commands that did not succeed, by documented reason.",
-		}, []string{"reason"}),
-		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, []string{"organization", "reason"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "in_flight",
 			Help: "Jobs running in this worker.",
-		}),
-		Duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, []string{"organization"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "duration_seconds",
 			Help:    "Time from the trigger to the terminal event of ingestions that were triggered.",
 			Buckets: DurationBuckets,
-		}),
+		}, []string{"organization"}),
 		Records: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "records_total",
 			Help: "Records ingested by successful ingestions.",
@@ -113,6 +114,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Namespace: namespace, Name: "nats_connected",
 			Help: "1 when the worker is connected to NATS.",
 		}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "config_reloads_total",
+			Help: "Reloads of the organizations file and secrets, by result (success, failure).",
+		}, []string{"result"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace, Name: "build_info",
@@ -121,19 +126,35 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(m.Requests, m.Failures, m.InFlight, m.Duration, m.Records, m.Polls, m.UnknownStatus,
 		m.APIRequests, m.APIDuration, m.Deliveries, m.Events, m.EventsDropped, m.Naks, m.Pending, m.OldestInFlight,
-		m.LastSuccess, m.NATSConnected, build)
+		m.LastSuccess, m.NATSConnected, m.Reloads, build)
 	return m
 }
 
-// Init creates the series of every known outcome and reason at zero, so
-// that rates and alerts see them before the first event.
-func (m *Metrics) Init(outcomes, reasons []string) {
-	for _, o := range outcomes {
-		m.Requests.WithLabelValues(o)
+// Init creates the series of every organization label value and every
+// known outcome and reason at zero, so that rates and alerts see them
+// before the first event.
+func (m *Metrics) Init(organizations, outcomes, reasons []string) {
+	for _, org := range organizations {
+		for _, o := range outcomes {
+			m.Requests.WithLabelValues(org, o)
+		}
+		for _, r := range reasons {
+			m.Failures.WithLabelValues(org, r)
+		}
+		m.InFlight.WithLabelValues(org)
 	}
-	for _, r := range reasons {
-		m.Failures.WithLabelValues(r)
+	for _, r := range []string{"success", "failure"} {
+		m.Reloads.WithLabelValues(r)
 	}
+}
+
+// ObserveReload counts a reload of the organizations.
+func (m *Metrics) ObserveReload(err error) {
+	result := "success"
+	if err != nil {
+		result = "failure"
+	}
+	m.Reloads.WithLabelValues(result).Inc()
 }
 
 // Discard returns a metric set registered nowhere, for parts built
@@ -155,19 +176,19 @@ func (m *Metrics) ObservePoll(_ string, known bool) {
 	}
 }
 
-// ObserveOutcome counts a terminal event. triggered is the zero time for
-// commands that never reached the API.
-func (m *Metrics) ObserveOutcome(outcome, reason string, records int64, triggered, finished time.Time) {
-	m.Requests.WithLabelValues(outcome).Inc()
+// ObserveOutcome counts a terminal event of the organization label value
+// org. triggered is the zero time for commands that never reached the API.
+func (m *Metrics) ObserveOutcome(org, outcome, reason string, records int64, triggered, finished time.Time) {
+	m.Requests.WithLabelValues(org, outcome).Inc()
 	if reason != "" {
-		m.Failures.WithLabelValues(reason).Inc()
+		m.Failures.WithLabelValues(org, reason).Inc()
 	}
 	if outcome == "succeeded" {
 		m.Records.Add(float64(records))
 		m.LastSuccess.Set(float64(finished.UnixNano()) / 1e9)
 	}
 	if !triggered.IsZero() {
-		m.Duration.Observe(finished.Sub(triggered).Seconds())
+		m.Duration.WithLabelValues(org).Observe(finished.Sub(triggered).Seconds())
 	}
 }
 

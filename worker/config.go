@@ -32,7 +32,12 @@ type Config struct {
 	APIRetries      int           `split_words:"true" default:"4" desc:"calls of one operation within a delivery when the API fails transiently"`
 	APIRetryInitial time.Duration `split_words:"true" default:"1s" desc:"first backoff between those calls (Retry-After wins)"`
 	APIRetryMax     time.Duration `split_words:"true" default:"30s" desc:"largest backoff between those calls"`
-	APIRateLimit    float64       `split_words:"true" default:"0" desc:"API calls per second per worker; 0 = unlimited"`
+	APIRateLimit    float64       `split_words:"true" default:"0" desc:"API calls per second per worker and credential; 0 = unlimited"`
+
+	OrgsFile        string        `split_words:"true" desc:"YAML file of Campaign organizations: per-organization IMS credential, maxInFlight, apiRateLimit (docs/organizations.md); an organization not in it uses INGEST_IMS_* when set, else its commands are rejected (unknown_organization)"`
+	OrgsReloadEvery time.Duration `split_words:"true" default:"10s" desc:"how often the organizations file and the secret files are checked for changes (SIGHUP reloads at once)"`
+	MaxParked       int           `split_words:"true" default:"10000" desc:"commands a worker holds while their organization has used its maxInFlight, so that its backlog never delays another organization's commands"`
+	StallAfter      time.Duration `split_words:"true" default:"30s" desc:"/healthz fails when pulls have failed for this long"`
 
 	HTTPAddr string `split_words:"true" default:":8080" desc:"/metrics, /healthz, /readyz"`
 	Pprof    bool   `split_words:"true" default:"false" desc:"serve /debug/pprof/ on INGEST_HTTP_ADDR"`
@@ -96,8 +101,14 @@ func (c *Config) Validate() error {
 	if c.NATS.URL == "" {
 		return errors.New("INGEST_NATS_URL is required (ingest-worker starts an embedded server with INGEST_EMBEDDED_NATS=true, or INGEST_SIMULATE=true to try it offline)")
 	}
-	if c.IMS.ClientID == "" || c.IMS.ClientSecret == "" {
-		return errors.New("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET are required (or INGEST_SIMULATE=true to try the worker offline)")
+	if c.OrgsFile == "" && (c.IMS.ClientID == "" || c.IMS.ClientSecret == "") {
+		return errors.New("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET are required without INGEST_ORGS_FILE (or INGEST_SIMULATE=true to try the worker offline)")
+	}
+	if (c.IMS.ClientID == "") != (c.IMS.ClientSecret == "") {
+		return errors.New("INGEST_IMS_CLIENT_ID and INGEST_IMS_CLIENT_SECRET go together")
+	}
+	if c.OrgsReloadEvery <= 0 {
+		return fmt.Errorf("INGEST_ORGS_RELOAD_EVERY=%s: want more than 0", c.OrgsReloadEvery)
 	}
 	return nil
 }

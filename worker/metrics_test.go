@@ -37,12 +37,12 @@ func TestMetrics(t *testing.T) {
 		got  float64
 		want float64
 	}{
-		{"requests_total{succeeded}", testutil.ToFloat64(m.Requests.WithLabelValues("succeeded")), 1},
-		{"requests_total{failed}", testutil.ToFloat64(m.Requests.WithLabelValues("failed")), 1},
-		{"requests_total{rejected}", testutil.ToFloat64(m.Requests.WithLabelValues("rejected")), 1},
-		{"requests_total{aborted}", testutil.ToFloat64(m.Requests.WithLabelValues("aborted")), 0},
-		{"failures_total{fetch_failed}", testutil.ToFloat64(m.Failures.WithLabelValues("fetch_failed")), 1},
-		{"failures_total{invalid_command}", testutil.ToFloat64(m.Failures.WithLabelValues("invalid_command")), 1},
+		{"requests_total{succeeded}", testutil.ToFloat64(m.Requests.WithLabelValues("_other", "succeeded")), 1},
+		{"requests_total{failed}", testutil.ToFloat64(m.Requests.WithLabelValues("_other", "failed")), 1},
+		{"requests_total{rejected}", testutil.ToFloat64(m.Requests.WithLabelValues("_other", "rejected")), 1},
+		{"requests_total{aborted}", testutil.ToFloat64(m.Requests.WithLabelValues("_other", "aborted")), 0},
+		{"failures_total{fetch_failed}", testutil.ToFloat64(m.Failures.WithLabelValues("_other", "fetch_failed")), 1},
+		{"failures_total{invalid_command}", testutil.ToFloat64(m.Failures.WithLabelValues("_other", "invalid_command")), 1},
 		{"records_total", testutil.ToFloat64(m.Records), 15},
 		{"polls_total", testutil.ToFloat64(m.Polls), 3},
 		{"in_flight", testutil.ToFloat64(m.InFlight), 0},

@@ -21,6 +21,7 @@ import (
 	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/metrics"
 	"github.com/acme/campaign-ingest/natsconn"
+	"github.com/acme/campaign-ingest/orgs"
 	"github.com/acme/campaign-ingest/publisher"
 )
 
@@ -48,6 +49,7 @@ type Worker struct {
 	js   jetstream.JetStream
 	cons *consumer.Consumer
 	http *metrics.Server
+	orgs *orgs.Directory
 	// lost is closed when the NATS connection is closed for good.
 	lost      chan struct{}
 	lostOnce  sync.Once
@@ -75,17 +77,16 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 		}
 	}()
 	w.m = metrics.New(w.reg, opts.Version)
-	w.m.Init(outcomes(), reasons())
 	if w.nc, err = w.connect(ctx); err != nil {
 		return nil, err
 	}
 	if w.js, err = jetstream.New(w.nc); err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	api, err := w.campaignClient()
-	if err != nil {
+	if w.orgs, err = w.organizations(); err != nil {
 		return nil, err
 	}
+	w.m.Init(append(w.orgs.Names(), orgs.OtherLabel), outcomes(), reasons())
 	handles, err := layout.Setup(ctx, w.js, layout.Topology{
 		AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending,
 		Replicas: cfg.Replicas, JobTTL: cfg.JobTTL, EventsMaxAge: cfg.EventsMaxAge, Create: cfg.CreateStreams,
@@ -93,8 +94,9 @@ func New(ctx context.Context, cfg Config, opts Options) (w *Worker, err error) {
 	if err != nil {
 		return nil, err
 	}
-	w.cons = consumer.New(handles, publisher.New(w.js), ingest.NewRunner(api, w.runnerConfig()), w.m, w.log,
-		consumer.Config{MaxInFlight: cfg.MaxInFlight})
+	w.cons = consumer.New(handles, publisher.New(w.js), ingest.NewRunner(w.orgs, w.runnerConfig()), w.m, w.log, consumer.Config{
+		MaxInFlight: cfg.MaxInFlight, MaxParked: cfg.MaxParked, StallAfter: cfg.StallAfter, Organizations: w.orgs,
+	})
 	w.http, err = metrics.Listen(metrics.ServerConfig{
 		Addr: cfg.HTTPAddr, Ready: w.ready, Healthy: w.healthy, Pprof: cfg.Pprof, Handlers: opts.Handlers,
 	}, w.reg)
@@ -139,26 +141,45 @@ func (w *Worker) connect(ctx context.Context) (*nats.Conn, error) {
 	}, backoff.WithMaxElapsedTime(connectPatience))
 }
 
-// campaignClient builds the API client.
-func (w *Worker) campaignClient() (*campaign.Client, error) {
+// organizations builds the directory of the organizations' API clients:
+// the organizations file's, and the default credential (INGEST_IMS_*) of
+// the others when it is set.
+func (w *Worker) organizations() (*orgs.Directory, error) {
 	cfg := w.cfg
 	roots, err := cfg.campaignRoots()
 	if err != nil {
 		return nil, err
 	}
-	c, err := campaign.New(campaign.Config{
-		BaseURL:   cfg.CampaignURL,
-		APIKey:    cfg.APIKey,
-		IMS:       campaign.IMSConfig{TokenURL: cfg.IMS.URL, ClientID: cfg.IMS.ClientID, ClientSecret: cfg.IMS.ClientSecret, Scopes: cfg.IMS.Scopes},
-		Timeout:   cfg.APITimeout,
-		RateLimit: rate.Limit(cfg.APIRateLimit),
-		Transport: w.m.InstrumentTransport(campaign.NewTransport(roots), campaign.Operation),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("campaign client: %w", err)
+	transport := w.m.InstrumentTransport(campaign.NewTransport(roots), campaign.Operation)
+	var def *orgs.Credential
+	if cfg.IMS.ClientID != "" {
+		def = &orgs.Credential{
+			ClientID: cfg.IMS.ClientID, Secret: cfg.IMS.ClientSecret, SecretFile: cfg.IMS.ClientSecretFile,
+			APIKey: cfg.APIKey, Scopes: cfg.IMS.Scopes, RateLimit: cfg.APIRateLimit,
+		}
 	}
-	return c, nil
+	return orgs.New(orgs.Config{
+		File: cfg.OrgsFile, Default: def, MaxInFlight: cfg.MaxInFlight, Logger: w.log, OnReload: w.m.ObserveReload,
+		NewClient: func(c orgs.Credential) (orgs.API, error) {
+			cl, err := campaign.New(campaign.Config{
+				BaseURL:   cfg.CampaignURL,
+				APIKey:    c.APIKey,
+				IMS:       campaign.IMSConfig{TokenURL: cfg.IMS.URL, ClientID: c.ClientID, ClientSecret: c.Secret, Scopes: c.Scopes},
+				Timeout:   cfg.APITimeout,
+				RateLimit: rate.Limit(c.RateLimit),
+				Transport: transport,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("campaign client: %w", err)
+			}
+			return cl, nil
+		},
+	})
 }
+
+// Reload rereads the organizations file and the secret files now (SIGHUP);
+// running jobs keep running, new tokens use the new credentials.
+func (w *Worker) Reload() error { return w.orgs.Reload() }
 
 func (w *Worker) ready() error {
 	switch {
@@ -198,6 +219,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var httpErr error
 	wg.Go(func() { httpErr = w.http.Serve(httpCtx) })
 	wg.Go(func() { w.watchConnection(httpCtx, func() { cancel(ErrConnectionLost) }) })
+	wg.Go(func() { w.orgs.Watch(httpCtx, w.cfg.OrgsReloadEvery) })
 	w.log.Info("worker running", "http", w.http.Addr().String(), "maxInFlight", w.cfg.MaxInFlight)
 	err := w.cons.Run(runCtx)
 	lost := errors.Is(context.Cause(runCtx), ErrConnectionLost)

@@ -72,7 +72,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	stopHUP := reloadOnHUP(w, log)
+	defer stopHUP()
 	return w.Run(ctx)
+}
+
+// reloadOnHUP reloads the organizations on every SIGHUP until the returned
+// function is called (which waits for a reload in progress).
+func reloadOnHUP(w *worker.Worker, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range hup {
+			log.Info("SIGHUP: reloading the organizations")
+			_ = w.Reload()
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(hup)
+		<-done
+	}
 }
 
 func level(s string) slog.Level {
