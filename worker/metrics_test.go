@@ -76,7 +76,7 @@ func TestMetrics(t *testing.T) {
 		if path != "/metrics" {
 			continue
 		}
-		for _, s := range []string{`campaign_ingest_requests_total{outcome="succeeded"} 1`, "go_goroutines", "process_resident_memory_bytes", "campaign_ingest_build_info{"} {
+		for _, s := range []string{`campaign_ingest_requests_total{organization="_other",outcome="succeeded"} 1`, "go_goroutines", "process_resident_memory_bytes", "campaign_ingest_build_info{"} {
 			if !strings.Contains(string(body), s) {
 				t.Errorf("/metrics lacks %q", s)
 			}
