@@ -27,8 +27,12 @@ var (
 // cannot park a job for years.
 const maxRetryAfter = 24 * time.Hour
 
-// maxMessageLen caps APIError.Message taken from an answer's body.
+// maxMessageLen caps APIError.Message taken from an answer's body, and the
+// text of APIError.Err in Error.
 const maxMessageLen = 512
+
+// maxCodeLen caps APIError.ErrorCode taken from an answer's body.
+const maxCodeLen = 64
 
 // APIError is the error of every failed call of the client, whatever went
 // wrong: an HTTP error answer of the API or of the token endpoint, a network
@@ -46,9 +50,11 @@ type APIError struct {
 	// StatusCode is the HTTP status of the answer; 0 when there was none.
 	StatusCode int
 	// ErrorCode is the gateway's error_code ("401013", "403003", "429050", …)
-	// or, for the token endpoint, the OAuth error ("invalid_client", …).
+	// or, for the token endpoint, the OAuth error ("invalid_client", …): one
+	// printable line of at most 64 bytes.
 	ErrorCode string
-	// Message is the answer's message, at most 512 bytes.
+	// Message is the answer's message (or the start of its body): one
+	// printable line of at most 512 bytes, secrets redacted.
 	Message string
 	// RetryAfter is the answer's Retry-After, 0 when absent.
 	RetryAfter time.Duration
@@ -62,7 +68,9 @@ type APIError struct {
 }
 
 // Error returns a one-line description, for example
-// "campaign trigger: http 403 403003: Api Key is invalid".
+// "campaign trigger: http 403 403003: Api Key is invalid". It is bounded
+// (about 1.2 KB at most): the text of Err is cut to 512 bytes, since a
+// transport error may quote what a server sent.
 func (e *APIError) Error() string {
 	var b strings.Builder
 	b.WriteString("campaign ")
@@ -80,7 +88,7 @@ func (e *APIError) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(truncate(printable(e.Err.Error()), maxMessageLen))
 	}
 	if e.RetryAfter > 0 {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
@@ -337,8 +345,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 
 // snippet makes a printable, single-line text out of an answer's body, for
 // an error message. redact shortens it.
-func snippet(b []byte) string {
-	s := strings.Map(func(r rune) rune {
+func snippet(b []byte) string { return printable(string(b)) }
+
+// printable returns s on one line: line breaks, tabs and invalid UTF-8
+// become spaces, other unprintable runes (control and format characters,
+// ANSI escapes) are dropped, and the ends are trimmed.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
 		switch {
 		case r == utf8.RuneError, r == '\n', r == '\r', r == '\t':
 			return ' '
@@ -346,14 +359,28 @@ func snippet(b []byte) string {
 			return -1
 		}
 		return r
-	}, string(b))
+	}, s)
 	return strings.TrimSpace(s)
+}
+
+// truncate cuts s to at most n bytes, at a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for !utf8.ValidString(s) {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // redactor removes secrets from texts that came from a server.
 type redactor []string
 
-// redact replaces every secret of r, and extra, in s.
+// redact replaces every secret of r, and extra, in s, makes it printable
+// and cuts it to maxMessageLen bytes. Secrets are replaced before anything
+// is cut, so that no part of one survives.
 func (r redactor) redact(s string, extra ...string) string {
 	for _, list := range [][]string{r, extra} {
 		for _, secret := range list {
@@ -362,11 +389,10 @@ func (r redactor) redact(s string, extra ...string) string {
 			}
 		}
 	}
-	if len(s) > maxMessageLen {
-		s = s[:maxMessageLen]
-		for !utf8.ValidString(s) {
-			s = s[:len(s)-1]
-		}
-	}
-	return s
+	return truncate(printable(s), maxMessageLen)
+}
+
+// code is redact for an error code: at most maxCodeLen bytes.
+func (r redactor) code(s string, extra ...string) string {
+	return truncate(r.redact(s, extra...), maxCodeLen)
 }

@@ -179,7 +179,7 @@ func (f *imsFetcher) error(ctx context.Context, err error) *APIError {
 func retrieveError(re *oauth2.RetrieveError, red redactor, now time.Time) *APIError {
 	e := &APIError{
 		Operation: OpToken,
-		ErrorCode: red.redact(re.ErrorCode),
+		ErrorCode: red.code(re.ErrorCode),
 		Message:   red.redact(re.ErrorDescription),
 	}
 	if re.Response != nil {
@@ -188,7 +188,7 @@ func retrieveError(re *oauth2.RetrieveError, red redactor, now time.Time) *APIEr
 	}
 	if e.ErrorCode == "" && e.Message == "" {
 		if g, ok := decodeGatewayError(re.Body); ok {
-			e.ErrorCode, e.Message = red.redact(g.ErrorCode), red.redact(g.Message)
+			e.ErrorCode, e.Message = red.code(g.ErrorCode), red.redact(g.Message)
 		} else {
 			e.Message = red.redact(snippet(re.Body))
 		}
@@ -207,7 +207,7 @@ func sourceError(err error, now time.Time) *APIError {
 	if !errors.As(err, &re) {
 		return &APIError{Operation: OpToken, Message: msg, Err: err}
 	}
-	e := &APIError{Operation: OpToken, ErrorCode: redactor(nil).redact(re.ErrorCode), Message: msg}
+	e := &APIError{Operation: OpToken, ErrorCode: redactor(nil).code(re.ErrorCode), Message: msg}
 	if re.Response != nil {
 		e.StatusCode = re.Response.StatusCode
 		e.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"), now)
