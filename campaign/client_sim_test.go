@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -464,5 +465,158 @@ func TestSimTokenEndpoint5xxThenRecovery(t *testing.T) {
 				t.Errorf("%d trigger calls, want 1 (none without a token)", got)
 			}
 		})
+	}
+}
+
+// orgEnv is one simulator with one credential per organization, and one
+// client per credential, as the worker builds them from its organizations
+// file.
+type orgEnv struct {
+	sim     *campaignsim.Server
+	url     string
+	clients map[string]*campaign.Client // by organization
+}
+
+// orgCredentials are the simulator's clients of orgEnv: each may use its
+// own organization only, and has its own API key.
+var orgCredentials = map[string]campaignsim.Client{
+	"acme":   {ID: "acme-etl", Secret: "acme-secret", APIKey: "acme-key", SQLRole: true, Orgs: []string{"acme"}},
+	"globex": {ID: "globex-etl", Secret: "globex-secret", APIKey: "globex-key", SQLRole: true, Orgs: []string{"globex"}},
+}
+
+func newOrgEnv(t *testing.T) *orgEnv {
+	t.Helper()
+	var creds []campaignsim.Client
+	for _, c := range orgCredentials {
+		creds = append(creds, c)
+	}
+	sim := campaignsim.New(campaignsim.Options{Clients: creds})
+	never := campaignsim.Script{Outcome: campaignsim.OutcomeNever}
+	sim.PutMapping(campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: never})
+	sim.PutMapping(campaignsim.Mapping{Org: "globex", ID: "XDM95", Script: never})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	e := &orgEnv{sim: sim, url: srv.URL, clients: map[string]*campaign.Client{}}
+	for org, cred := range orgCredentials {
+		e.clients[org] = e.client(t, cred.ID, cred.Secret, cred.APIKey)
+	}
+	return e
+}
+
+// client returns a client of the simulator with a credential.
+func (e *orgEnv) client(t *testing.T, id, secret, apiKey string) *campaign.Client {
+	t.Helper()
+	c, err := campaign.New(campaign.Config{
+		BaseURL: e.url,
+		APIKey:  apiKey,
+		IMS:     campaign.IMSConfig{TokenURL: e.url + "/ims/token/v3", ClientID: id, ClientSecret: secret},
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+// mappingOf is the mapping each organization of orgEnv triggers.
+var mappingOf = map[string]string{"acme": "XDM44", "globex": "XDM95"}
+
+// Each organization's calls carry its own token and its own API key: the
+// simulator's call log names, for every call, the client whose token
+// authenticated it.
+func TestSimEachOrganizationItsOwnCredential(t *testing.T) {
+	e := newOrgEnv(t)
+	ctx := context.Background()
+	for _, org := range []string{"acme", "globex", "acme", "globex"} {
+		tr, err := e.clients[org].Trigger(ctx, org, mappingOf[org])
+		if err != nil {
+			t.Fatalf("%s: Trigger: %v", org, err)
+		}
+		if _, err := e.clients[org].Status(ctx, org, mappingOf[org], string(tr.RequestID)); err != nil {
+			t.Fatalf("%s: Status: %v", org, err)
+		}
+	}
+	perClient := map[string]int{}
+	for _, c := range e.sim.Calls() {
+		if c.Op == campaignsim.OpToken {
+			perClient[c.Client]++
+			continue
+		}
+		want := orgCredentials[c.Org]
+		if c.Client != want.ID || c.APIKey != want.APIKey || c.HTTPStatus != 200 {
+			t.Errorf("%s %s of %s: client %q key %q HTTP %d; want %q %q 200",
+				c.Method, c.Mapping, c.Org, c.Client, c.APIKey, c.HTTPStatus, want.ID, want.APIKey)
+		}
+	}
+	if perClient["acme-etl"] != 1 || perClient["globex-etl"] != 1 || len(perClient) != 2 {
+		t.Errorf("token calls per client %v, want one each", perClient)
+	}
+}
+
+// A revoked credential for one organization fails that organization's
+// calls as unauthorized (after one fresh token, refused by IMS), and
+// leaves the other organization running.
+func TestSimRevokedCredentialLeavesTheOtherOrganization(t *testing.T) {
+	e := newOrgEnv(t)
+	ctx := context.Background()
+	for org, c := range e.clients {
+		if _, err := c.Trigger(ctx, org, mappingOf[org]); err != nil {
+			t.Fatalf("%s before the revocation: %v", org, err)
+		}
+	}
+	if !e.sim.RevokeClient("acme-etl") {
+		t.Fatal("RevokeClient(acme-etl) = false")
+	}
+	_, err := e.clients["acme"].Status(ctx, "acme", "XDM44", "3520")
+	if c := campaign.Classify(err); c != campaign.ClassUnauthorized || !campaign.Unauthorized(err) {
+		t.Fatalf("acme after the revocation: %v (class %v), want unauthorized", err, c)
+	}
+	var ae *campaign.APIError
+	if !errors.As(err, &ae) || ae.Operation != campaign.OpToken || ae.ErrorCode != "invalid_client" {
+		t.Errorf("acme: got %v, want the token endpoint's invalid_client (the cached token got a 401 first)", err)
+	}
+	for range 2 {
+		if _, err := e.clients["globex"].Trigger(ctx, "globex", "XDM95"); err != nil {
+			t.Errorf("globex after acme's revocation: %v", err)
+		}
+	}
+	var acmeCalls []string
+	for _, c := range e.sim.Calls() {
+		if c.Client == "acme-etl" {
+			acmeCalls = append(acmeCalls, fmt.Sprintf("%s %d", c.Op, c.HTTPStatus))
+		}
+		if c.Client == "acme-etl" && c.Org == "globex" {
+			t.Errorf("acme's credential used for globex: %+v", c)
+		}
+	}
+	want := "token 200,trigger 200,status 401,token 401"
+	if got := strings.Join(acmeCalls, ","); got != want {
+		t.Errorf("acme's calls %s, want %s", got, want)
+	}
+}
+
+// Rotating a secret: a client with the old secret keeps its cached token
+// until it expires, then fails as unauthorized; a client with the new
+// secret works.
+func TestSimSecretRotation(t *testing.T) {
+	e := newOrgEnv(t)
+	ctx := context.Background()
+	old := e.clients["acme"]
+	if _, err := old.Trigger(ctx, "acme", "XDM44"); err != nil {
+		t.Fatal(err)
+	}
+	rotated := orgCredentials["acme"]
+	rotated.Secret = "acme-secret-2"
+	e.sim.AddClient(rotated)
+
+	if _, err := old.Status(ctx, "acme", "XDM44", "3520"); err != nil {
+		t.Errorf("cached token after the rotation: %v, want it still valid", err)
+	}
+	e.sim.ExpireTokens()
+	if _, err := old.Status(ctx, "acme", "XDM44", "3520"); campaign.Classify(err) != campaign.ClassUnauthorized {
+		t.Errorf("old secret once the token expired: %v, want unauthorized", err)
+	}
+	fresh := e.client(t, rotated.ID, rotated.Secret, rotated.APIKey)
+	if _, err := fresh.Status(ctx, "acme", "XDM44", "3520"); err != nil {
+		t.Errorf("new secret: %v", err)
 	}
 }
