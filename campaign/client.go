@@ -270,7 +270,7 @@ func (c *Client) httpError(op string, a *answer) *APIError {
 		RetryAfter: parseRetryAfter(a.header.Get("Retry-After"), c.now()),
 	}
 	if g, ok := decodeGatewayError(a.body); ok {
-		e.ErrorCode = c.redact.redact(g.ErrorCode, a.token)
+		e.ErrorCode = c.redact.code(g.ErrorCode, a.token)
 		e.Message = c.redact.redact(g.Message, a.token)
 	} else {
 		e.Message = c.redact.redact(snippet(a.body), a.token)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -240,28 +241,29 @@ func TestSimErrors(t *testing.T) {
 		wantStatus int
 		wantCode   string
 		wantMsg    string
-		class      int
+		class      int            // predicates that hold
+		kind       campaign.Class // what Classify says
 		retryAfter time.Duration
 		wantAPI    int // calls of op the simulator saw; -1: not checked (a call the client gave up on may be logged late)
 		wantTokens int // token calls the simulator saw
 	}{
 		{name: "401013 token not valid", setup: ready, change: staticToken("not-a-sim-token"), op: campaign.OpTrigger, wantErr: true,
-			wantStatus: 401, wantCode: "401013", class: unauth, wantAPI: 2},
+			wantStatus: 401, wantCode: "401013", kind: campaign.ClassUnauthorized, class: unauth, wantAPI: 2},
 		{name: "401013 token expired: one fresh token, one retry", setup: ready, op: campaign.OpStatus, expireFirst: true,
 			wantAPI: 3, wantTokens: 2},
 		{name: "403000 api key missing", setup: ready, op: campaign.OpTrigger, wantErr: true,
 			change: func(cfg *campaign.Config, _ *campaignsim.Server) {
 				cfg.Transport = stripHeader{campaign.NewTransport(nil), "X-Api-Key"}
 			},
-			wantStatus: 403, wantCode: "403000", class: perm, wantAPI: 1, wantTokens: 1},
+			wantStatus: 403, wantCode: "403000", kind: campaign.ClassForbidden, class: perm, wantAPI: 1, wantTokens: 1},
 		{name: "403003 api key invalid", setup: ready, op: campaign.OpTrigger, wantErr: true,
 			change:     func(cfg *campaign.Config, _ *campaignsim.Server) { cfg.APIKey = "not-a-key" },
-			wantStatus: 403, wantCode: "403003", class: perm, wantAPI: 1, wantTokens: 1},
+			wantStatus: 403, wantCode: "403003", kind: campaign.ClassForbidden, class: perm, wantAPI: 1, wantTokens: 1},
 		{name: "403010 token missing: one retry, then permanent", setup: ready, op: campaign.OpTrigger, wantErr: true,
 			change: func(cfg *campaign.Config, _ *campaignsim.Server) {
 				cfg.Transport = stripHeader{campaign.NewTransport(nil), "Authorization"}
 			},
-			wantStatus: 403, wantCode: "403010", class: unauth | perm, wantAPI: 2, wantTokens: 2},
+			wantStatus: 403, wantCode: "403010", kind: campaign.ClassUnauthorized, class: unauth | perm, wantAPI: 2, wantTokens: 2},
 		{name: "403020 token of another client: one retry, then permanent", op: campaign.OpTrigger, wantErr: true,
 			opts: campaignsim.Options{Clients: []campaignsim.Client{
 				{ID: "alice", Secret: "alice-secret", SQLRole: true},
@@ -276,44 +278,44 @@ func TestSimErrors(t *testing.T) {
 				cfg.TokenSource = oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})
 				cfg.APIKey = "alice"
 			},
-			wantStatus: 403, wantCode: "403020", class: unauth | perm, wantAPI: 2},
+			wantStatus: 403, wantCode: "403020", kind: campaign.ClassUnauthorized, class: unauth | perm, wantAPI: 2},
 		{name: "403023 profile not valid", op: campaign.OpTrigger, wantErr: true,
 			opts:  withClient(campaignsim.Client{ID: "c", Secret: "c-secret", SQLRole: true, Orgs: []string{"other"}}),
 			setup: ready, change: asClient("c", "c-secret"),
-			wantStatus: 403, wantCode: "403023", class: perm, wantAPI: 1, wantTokens: 1},
+			wantStatus: 403, wantCode: "403023", kind: campaign.ClassForbidden, class: perm, wantAPI: 1, wantTokens: 1},
 		{name: "403 without the SQL function execution role", op: campaign.OpTrigger, wantErr: true,
 			opts:  withClient(campaignsim.Client{ID: "c", Secret: "c-secret", SQLRole: false}),
 			setup: ready, change: asClient("c", "c-secret"),
-			wantStatus: 403, wantCode: "", class: perm, wantAPI: 1, wantTokens: 1},
+			wantStatus: 403, wantCode: "", kind: campaign.ClassForbidden, class: perm, wantAPI: 1, wantTokens: 1},
 		{name: "429050 with Retry-After", op: campaign.OpTrigger, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: 2 * time.Second}),
-			wantStatus: 429, wantCode: "429050", class: retry, retryAfter: 2 * time.Second, wantAPI: 1, wantTokens: 1},
+			wantStatus: 429, wantCode: "429050", kind: campaign.ClassThrottled, class: retry, retryAfter: 2 * time.Second, wantAPI: 1, wantTokens: 1},
 		{name: "429001 usage limit", op: campaign.OpStatus, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429001", RetryAfter: 30 * time.Second}),
-			wantStatus: 429, wantCode: "429001", class: retry, retryAfter: 30 * time.Second, wantAPI: 1, wantTokens: 1},
+			wantStatus: 429, wantCode: "429001", kind: campaign.ClassThrottled, class: retry, retryAfter: 30 * time.Second, wantAPI: 1, wantTokens: 1},
 		{name: "429002 too many requests", op: campaign.OpStatus, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429002", RetryAfter: time.Second}),
-			wantStatus: 429, wantCode: "429002", class: retry, retryAfter: time.Second, wantAPI: 1, wantTokens: 1},
+			wantStatus: 429, wantCode: "429002", kind: campaign.ClassThrottled, class: retry, retryAfter: time.Second, wantAPI: 1, wantTokens: 1},
 		{name: "500 unknown tenant", op: campaign.OpTrigger, org: "nobody", wantErr: true, setup: ready,
-			wantStatus: 500, wantMsg: campaign.MessageBadURI, class: retry, wantAPI: 1, wantTokens: 1},
+			wantStatus: 500, wantMsg: campaign.MessageBadURI, kind: campaign.ClassServerError, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "502", op: campaign.OpStatus, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 502}),
-			wantStatus: 502, wantCode: "502000", class: retry, wantAPI: 1, wantTokens: 1},
+			wantStatus: 502, wantCode: "502000", kind: campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "503", op: campaign.OpTrigger, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError}),
-			wantStatus: 503, wantCode: "503000", class: retry, wantAPI: 1, wantTokens: 1},
+			wantStatus: 503, wantCode: "503000", kind: campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "504", op: campaign.OpStatus, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 504}),
-			wantStatus: 504, wantCode: "504000", class: retry, wantAPI: 1, wantTokens: 1},
+			wantStatus: 504, wantCode: "504000", kind: campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "connection dropped", op: campaign.OpTrigger, wantErr: true,
 			setup: fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultDrop}),
-			class: retry, wantAPI: 1, wantTokens: 1},
+			kind:  campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "malformed body", op: campaign.OpStatus, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultMalformed}),
-			wantStatus: 200, class: retry | malformed, wantAPI: 1, wantTokens: 1},
+			wantStatus: 200, kind: campaign.ClassTransient, class: retry | malformed, wantAPI: 1, wantTokens: 1},
 		{name: "oversized body", op: campaign.OpStatus, wantErr: true,
 			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultOversized}),
-			wantStatus: 200, class: retry | malformed, wantAPI: 1, wantTokens: 1},
+			wantStatus: 200, kind: campaign.ClassTransient, class: retry | malformed, wantAPI: 1, wantTokens: 1},
 		{name: "one spurious 401: retried with a fresh token", op: campaign.OpTrigger, wantErr: false,
 			setup:   fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultUnauthorized, Count: 1}),
 			wantAPI: 2, wantTokens: 2},
@@ -328,22 +330,37 @@ func TestSimErrors(t *testing.T) {
 				staticToken(tok)(cfg, s)
 				cfg.Timeout = 300 * time.Millisecond
 			},
-			class: retry, wantAPI: -1},
+			kind: campaign.ClassTransient, class: retry, wantAPI: -1},
 		{name: "unknown request id", op: campaign.OpStatus, wantErr: true,
 			setup:      func(s *campaignsim.Server) { ready(s) }, // the status call asks for request 999999
-			wantStatus: 404, class: perm, wantAPI: 1, wantTokens: 1},
+			wantStatus: 404, kind: campaign.ClassPermanent, class: perm, wantAPI: 1, wantTokens: 1},
 		{name: "token: wrong client secret", op: campaign.OpTrigger, wantErr: true, setup: ready,
 			change: asClient(campaignsim.DemoClientID, "wrong-secret"), wantOp: campaign.OpToken,
-			wantStatus: 401, wantCode: "invalid_client", class: unauth | perm, wantTokens: 1},
+			wantStatus: 401, wantCode: "invalid_client", kind: campaign.ClassUnauthorized, class: unauth | perm, wantTokens: 1},
 		{name: "token: unauthorized fault", op: campaign.OpTrigger, wantErr: true,
 			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultUnauthorized}),
-			wantOp: campaign.OpToken, wantStatus: 401, wantCode: "invalid_client", class: unauth | perm, wantTokens: 1},
+			wantOp: campaign.OpToken, wantStatus: 401, wantCode: "invalid_client", kind: campaign.ClassUnauthorized, class: unauth | perm, wantTokens: 1},
+		{name: "token: unknown client", op: campaign.OpTrigger, wantErr: true, setup: ready,
+			change: asClient("nobody", "nobody-secret"), wantOp: campaign.OpToken,
+			wantStatus: 401, wantCode: "invalid_client", kind: campaign.ClassUnauthorized, class: unauth | perm, wantTokens: 1},
+		{name: "token: 500 is transient, not Campaign's 500", op: campaign.OpTrigger, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError, Code: 500}),
+			wantOp: campaign.OpToken, wantStatus: 500, wantCode: "server_error", kind: campaign.ClassTransient, class: retry, wantTokens: 1},
+		{name: "token: 502", op: campaign.OpStatus, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError, Code: 502}),
+			wantOp: campaign.OpToken, wantStatus: 502, wantCode: "server_error", kind: campaign.ClassTransient, class: retry, wantTokens: 1},
 		{name: "token: 503", op: campaign.OpTrigger, wantErr: true,
 			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError}),
-			wantOp: campaign.OpToken, wantStatus: 503, wantCode: "503000", class: retry, wantTokens: 1},
+			wantOp: campaign.OpToken, wantStatus: 503, wantCode: "temporarily_unavailable", kind: campaign.ClassTransient, class: retry, wantTokens: 1},
+		{name: "token: 429", op: campaign.OpTrigger, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultThrottle, RetryAfter: 5 * time.Second}),
+			wantOp: campaign.OpToken, wantStatus: 429, wantCode: "429050", kind: campaign.ClassThrottled, class: retry, retryAfter: 5 * time.Second, wantTokens: 1},
+		{name: "token: malformed", op: campaign.OpTrigger, wantErr: true,
+			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultMalformed}),
+			wantOp: campaign.OpToken, kind: campaign.ClassTransient, class: retry | malformed, wantTokens: 1},
 		{name: "token: dropped", op: campaign.OpTrigger, wantErr: true,
 			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultDrop}),
-			wantOp: campaign.OpToken, class: retry, wantTokens: 1},
+			wantOp: campaign.OpToken, kind: campaign.ClassTransient, class: retry, wantTokens: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -389,6 +406,9 @@ func TestSimErrors(t *testing.T) {
 				if class != tt.class {
 					t.Errorf("class %04b, want %04b (malformed|perm|unauth|retry): %v", class, tt.class, err)
 				}
+				if got := campaign.Classify(err); got != tt.kind {
+					t.Errorf("Classify = %v, want %v: %v", got, tt.kind, err)
+				}
 			}
 			simOp := campaignsim.Operation(tt.op)
 			if got := env.calls(simOp); tt.wantAPI >= 0 && got != tt.wantAPI {
@@ -413,5 +433,190 @@ func checkAPIError(t *testing.T, err error, op string, status int, code, msg str
 	}
 	if d, _ := campaign.RetryAfterOf(err); d != retryAfter {
 		t.Errorf("RetryAfterOf = %v, want %v", d, retryAfter)
+	}
+}
+
+// A 500 of the IMS token endpoint is transient: the call fails
+// (ClassTransient, never ClassServerError), nothing is cached, and the next
+// call gets a token and goes through. A refusal of the credential is final.
+func TestSimTokenEndpoint5xxThenRecovery(t *testing.T) {
+	for _, code := range []int{500, 502, 503, 504} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			env := newSimEnv(t, campaignsim.Options{}, func(s *campaignsim.Server) {
+				s.PutMapping(mapping("XDM44", "", campaignsim.Script{Outcome: campaignsim.OutcomeNever}))
+				s.InjectFault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError, Code: code, Count: 2})
+			}, nil)
+			ctx := context.Background()
+			for i := range 2 {
+				_, err := env.client.Trigger(ctx, "acme", "XDM44")
+				if c := campaign.Classify(err); c != campaign.ClassTransient || !campaign.Retryable(err) ||
+					campaign.Permanent(err) || campaign.FinalAfterRetries(err) {
+					t.Fatalf("attempt %d: %v: class %v, want a transient token error", i+1, err, c)
+				}
+			}
+			tr, err := env.client.Trigger(ctx, "acme", "XDM44")
+			if err != nil || tr.Kind() != campaign.TriggerAccepted {
+				t.Fatalf("after the token endpoint recovered: %+v, %v", tr, err)
+			}
+			if got := env.calls(campaignsim.OpToken); got != 3 {
+				t.Errorf("%d token calls, want 3 (two failed, one issued)", got)
+			}
+			if got := env.calls(campaignsim.OpTrigger); got != 1 {
+				t.Errorf("%d trigger calls, want 1 (none without a token)", got)
+			}
+		})
+	}
+}
+
+// orgEnv is one simulator with one credential per organization, and one
+// client per credential, as the worker builds them from its organizations
+// file.
+type orgEnv struct {
+	sim     *campaignsim.Server
+	url     string
+	clients map[string]*campaign.Client // by organization
+}
+
+// orgCredentials are the simulator's clients of orgEnv: each may use its
+// own organization only, and has its own API key.
+var orgCredentials = map[string]campaignsim.Client{
+	"acme":   {ID: "acme-etl", Secret: "acme-secret", APIKey: "acme-key", SQLRole: true, Orgs: []string{"acme"}},
+	"globex": {ID: "globex-etl", Secret: "globex-secret", APIKey: "globex-key", SQLRole: true, Orgs: []string{"globex"}},
+}
+
+func newOrgEnv(t *testing.T) *orgEnv {
+	t.Helper()
+	var creds []campaignsim.Client
+	for _, c := range orgCredentials {
+		creds = append(creds, c)
+	}
+	sim := campaignsim.New(campaignsim.Options{Clients: creds})
+	never := campaignsim.Script{Outcome: campaignsim.OutcomeNever}
+	sim.PutMapping(campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: never})
+	sim.PutMapping(campaignsim.Mapping{Org: "globex", ID: "XDM95", Script: never})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	e := &orgEnv{sim: sim, url: srv.URL, clients: map[string]*campaign.Client{}}
+	for org, cred := range orgCredentials {
+		e.clients[org] = e.client(t, cred.ID, cred.Secret, cred.APIKey)
+	}
+	return e
+}
+
+// client returns a client of the simulator with a credential.
+func (e *orgEnv) client(t *testing.T, id, secret, apiKey string) *campaign.Client {
+	t.Helper()
+	c, err := campaign.New(campaign.Config{
+		BaseURL: e.url,
+		APIKey:  apiKey,
+		IMS:     campaign.IMSConfig{TokenURL: e.url + "/ims/token/v3", ClientID: id, ClientSecret: secret},
+	})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return c
+}
+
+// mappingOf is the mapping each organization of orgEnv triggers.
+var mappingOf = map[string]string{"acme": "XDM44", "globex": "XDM95"}
+
+// Each organization's calls carry its own token and its own API key: the
+// simulator's call log names, for every call, the client whose token
+// authenticated it.
+func TestSimEachOrganizationItsOwnCredential(t *testing.T) {
+	e := newOrgEnv(t)
+	ctx := context.Background()
+	for _, org := range []string{"acme", "globex", "acme", "globex"} {
+		tr, err := e.clients[org].Trigger(ctx, org, mappingOf[org])
+		if err != nil {
+			t.Fatalf("%s: Trigger: %v", org, err)
+		}
+		if _, err := e.clients[org].Status(ctx, org, mappingOf[org], string(tr.RequestID)); err != nil {
+			t.Fatalf("%s: Status: %v", org, err)
+		}
+	}
+	perClient := map[string]int{}
+	for _, c := range e.sim.Calls() {
+		if c.Op == campaignsim.OpToken {
+			perClient[c.Client]++
+			continue
+		}
+		want := orgCredentials[c.Org]
+		if c.Client != want.ID || c.APIKey != want.APIKey || c.HTTPStatus != 200 {
+			t.Errorf("%s %s of %s: client %q key %q HTTP %d; want %q %q 200",
+				c.Method, c.Mapping, c.Org, c.Client, c.APIKey, c.HTTPStatus, want.ID, want.APIKey)
+		}
+	}
+	if perClient["acme-etl"] != 1 || perClient["globex-etl"] != 1 || len(perClient) != 2 {
+		t.Errorf("token calls per client %v, want one each", perClient)
+	}
+}
+
+// A revoked credential for one organization fails that organization's
+// calls as unauthorized (after one fresh token, refused by IMS), and
+// leaves the other organization running.
+func TestSimRevokedCredentialLeavesTheOtherOrganization(t *testing.T) {
+	e := newOrgEnv(t)
+	ctx := context.Background()
+	for org, c := range e.clients {
+		if _, err := c.Trigger(ctx, org, mappingOf[org]); err != nil {
+			t.Fatalf("%s before the revocation: %v", org, err)
+		}
+	}
+	if !e.sim.RevokeClient("acme-etl") {
+		t.Fatal("RevokeClient(acme-etl) = false")
+	}
+	_, err := e.clients["acme"].Status(ctx, "acme", "XDM44", "3520")
+	if c := campaign.Classify(err); c != campaign.ClassUnauthorized || !campaign.Unauthorized(err) {
+		t.Fatalf("acme after the revocation: %v (class %v), want unauthorized", err, c)
+	}
+	var ae *campaign.APIError
+	if !errors.As(err, &ae) || ae.Operation != campaign.OpToken || ae.ErrorCode != "invalid_client" {
+		t.Errorf("acme: got %v, want the token endpoint's invalid_client (the cached token got a 401 first)", err)
+	}
+	for range 2 {
+		if _, err := e.clients["globex"].Trigger(ctx, "globex", "XDM95"); err != nil {
+			t.Errorf("globex after acme's revocation: %v", err)
+		}
+	}
+	var acmeCalls []string
+	for _, c := range e.sim.Calls() {
+		if c.Client == "acme-etl" {
+			acmeCalls = append(acmeCalls, fmt.Sprintf("%s %d", c.Op, c.HTTPStatus))
+		}
+		if c.Client == "acme-etl" && c.Org == "globex" {
+			t.Errorf("acme's credential used for globex: %+v", c)
+		}
+	}
+	want := "token 200,trigger 200,status 401,token 401"
+	if got := strings.Join(acmeCalls, ","); got != want {
+		t.Errorf("acme's calls %s, want %s", got, want)
+	}
+}
+
+// Rotating a secret: a client with the old secret keeps its cached token
+// until it expires, then fails as unauthorized; a client with the new
+// secret works.
+func TestSimSecretRotation(t *testing.T) {
+	e := newOrgEnv(t)
+	ctx := context.Background()
+	old := e.clients["acme"]
+	if _, err := old.Trigger(ctx, "acme", "XDM44"); err != nil {
+		t.Fatal(err)
+	}
+	rotated := orgCredentials["acme"]
+	rotated.Secret = "acme-secret-2"
+	e.sim.AddClient(rotated)
+
+	if _, err := old.Status(ctx, "acme", "XDM44", "3520"); err != nil {
+		t.Errorf("cached token after the rotation: %v, want it still valid", err)
+	}
+	e.sim.ExpireTokens()
+	if _, err := old.Status(ctx, "acme", "XDM44", "3520"); campaign.Classify(err) != campaign.ClassUnauthorized {
+		t.Errorf("old secret once the token expired: %v, want unauthorized", err)
+	}
+	fresh := e.client(t, rotated.ID, rotated.Secret, rotated.APIKey)
+	if _, err := fresh.Status(ctx, "acme", "XDM44", "3520"); err != nil {
+		t.Errorf("new secret: %v", err)
 	}
 }

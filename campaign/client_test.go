@@ -3,6 +3,7 @@ package campaign_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -799,5 +800,63 @@ func TestBaseURLWithPath(t *testing.T) {
 	}
 	if got, want := g.apiRequests()[0].RequestURI, "/gateway/acme/campaign/dataIngestion/xdmIngestion/XDM44/ingest"; got != want {
 		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+// tokenSourceFunc is an oauth2.TokenSource made of a function.
+type tokenSourceFunc func() (*oauth2.Token, error)
+
+func (f tokenSourceFunc) Token() (*oauth2.Token, error) { return f() }
+
+// A caller's TokenSource that asks a token endpoint itself fails with an
+// *oauth2.RetrieveError: it is classified like the client's own token
+// requests, and its body (which may echo a secret) never reaches the error.
+func TestTokenSourceErrors(t *testing.T) {
+	const echo = "echo of client_secret=" + testSecret
+	retrieve := func(code int, oauthErr string) error {
+		return &oauth2.RetrieveError{
+			Response:         &http.Response{StatusCode: code, Header: http.Header{"Retry-After": {"9"}}},
+			Body:             []byte(`{"error":"` + oauthErr + `","error_description":"` + echo + `"}`),
+			ErrorCode:        oauthErr,
+			ErrorDescription: echo,
+		}
+	}
+	tests := []struct {
+		name       string
+		err        error
+		wantClass  campaign.Class
+		wantStatus int
+		wantCode   string
+	}{
+		{"invalid client", retrieve(401, "invalid_client"), campaign.ClassUnauthorized, 401, "invalid_client"},
+		{"server error", retrieve(500, "server_error"), campaign.ClassTransient, 500, "server_error"},
+		{"unavailable", retrieve(503, ""), campaign.ClassTransient, 503, ""},
+		{"throttled", retrieve(429, ""), campaign.ClassThrottled, 429, ""},
+		{"wrapped invalid client", fmt.Errorf("vault: %w", retrieve(400, "invalid_client")), campaign.ClassUnauthorized, 400, "invalid_client"},
+		{"other failure", errors.New("vault unreachable"), campaign.ClassTransient, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := newGateway(t, answerWith(200, acceptedBody))
+			c := g.client(t, func(cfg *campaign.Config) {
+				cfg.APIKey = testClientID
+				cfg.TokenSource = tokenSourceFunc(func() (*oauth2.Token, error) { return nil, tt.err })
+			})
+			_, err := c.Trigger(context.Background(), "acme", "XDM44")
+			var e *campaign.APIError
+			if !errors.As(err, &e) || e.Operation != campaign.OpToken {
+				t.Fatalf("got %v, want a token APIError", err)
+			}
+			if got := campaign.Classify(err); got != tt.wantClass || e.StatusCode != tt.wantStatus || e.ErrorCode != tt.wantCode {
+				t.Errorf("got class %v, status %d, code %q; want %v %d %q: %v", got, e.StatusCode, e.ErrorCode,
+					tt.wantClass, tt.wantStatus, tt.wantCode, err)
+			}
+			if strings.Contains(err.Error(), testSecret) {
+				t.Errorf("error leaks the token endpoint's body: %v", err)
+			}
+			if n := len(g.apiRequests()); n != 0 {
+				t.Errorf("%d API requests without a token", n)
+			}
+		})
 	}
 }

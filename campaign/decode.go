@@ -90,16 +90,35 @@ type statusWire struct {
 	Status     *string     `json:"status"`
 }
 
+// Bounds of the values the client takes from an answer's body, so that
+// no hostile or broken answer puts an unbounded text into a result, an
+// event or a log line.
+const (
+	// MaxIDLen bounds requestId and batchId, in bytes: an answer with a
+	// longer one is malformed (an id cut short would name another request).
+	MaxIDLen = 128
+	// MaxStatusLen bounds status, in bytes: an answer with a longer one is
+	// malformed.
+	MaxStatusLen = 64
+	// MaxInfoLen bounds info, in bytes: a longer text is cut to MaxInfoLen
+	// bytes at a rune boundary (the documented texts are far shorter).
+	MaxInfoLen = 4096
+)
+
 // DecodeTrigger decodes the body of a trigger answer. The body must be a
 // JSON object with a non-empty string "status"; an unknown status is kept as
 // it is. A Success or In Progress answer must carry a requestId (a JSON
-// number or string). Errors wrap ErrMalformed.
+// number or string). Values are bounded (see [MaxIDLen], [MaxStatusLen],
+// [MaxInfoLen]). Errors wrap ErrMalformed.
 func DecodeTrigger(body []byte) (TriggerResponse, error) {
 	var w triggerWire
 	if err := decodeObject(body, &w); err != nil {
 		return TriggerResponse{}, err
 	}
-	r := TriggerResponse{RequestID: w.RequestID, Info: string(w.Info)}
+	if err := checkBounds(w.Status, w.RequestID, ""); err != nil {
+		return TriggerResponse{}, err
+	}
+	r := TriggerResponse{RequestID: w.RequestID, Info: truncate(string(w.Info), MaxInfoLen)}
 	if w.Status == nil || *w.Status == "" {
 		return TriggerResponse{}, fmt.Errorf("%w: no status", ErrMalformed)
 	}
@@ -113,10 +132,14 @@ func DecodeTrigger(body []byte) (TriggerResponse, error) {
 // DecodeStatus decodes the body of a status answer. The body must be a JSON
 // object with a non-empty string "status"; an unknown status is kept as it
 // is. numRecords may be a JSON number or a numeric string; requestId a JSON
-// number or string. Errors wrap ErrMalformed.
+// number or string. Values are bounded (see [MaxIDLen], [MaxStatusLen],
+// [MaxInfoLen]). Errors wrap ErrMalformed.
 func DecodeStatus(body []byte) (StatusResponse, error) {
 	var w statusWire
 	if err := decodeObject(body, &w); err != nil {
+		return StatusResponse{}, err
+	}
+	if err := checkBounds(w.Status, w.RequestID, string(w.BatchID)); err != nil {
 		return StatusResponse{}, err
 	}
 	if w.Status == nil || *w.Status == "" {
@@ -124,11 +147,25 @@ func DecodeStatus(body []byte) (StatusResponse, error) {
 	}
 	return StatusResponse{
 		BatchID:    string(w.BatchID),
-		Info:       string(w.Info),
+		Info:       truncate(string(w.Info), MaxInfoLen),
 		NumRecords: int64(w.NumRecords),
 		RequestID:  w.RequestID,
 		Status:     Status(*w.Status),
 	}, nil
+}
+
+// checkBounds refuses a status, a request id or a batch id longer than
+// its bound. The error names the field and its length, never its value.
+func checkBounds(status *string, requestID RequestID, batchID string) error {
+	switch {
+	case status != nil && len(*status) > MaxStatusLen:
+		return fmt.Errorf("%w: status of %d bytes (at most %d)", ErrMalformed, len(*status), MaxStatusLen)
+	case len(requestID) > MaxIDLen:
+		return fmt.Errorf("%w: requestId of %d bytes (at most %d)", ErrMalformed, len(requestID), MaxIDLen)
+	case len(batchID) > MaxIDLen:
+		return fmt.Errorf("%w: batchId of %d bytes (at most %d)", ErrMalformed, len(batchID), MaxIDLen)
+	}
+	return nil
 }
 
 // decodeGatewayError decodes {"error_code":"…","message":"…"} or
@@ -153,14 +190,16 @@ func decodeGatewayError(body []byte) (GatewayError, bool) {
 	return g, g.ErrorCode != "" || g.Code != 0 || g.Message != ""
 }
 
-// decodeObject decodes a JSON object into v. Errors wrap ErrMalformed.
+// decodeObject decodes a JSON object into v. Errors wrap ErrMalformed and
+// are bounded.
 func decodeObject(body []byte, v any) error {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
 		return fmt.Errorf("%w: not a JSON object", ErrMalformed)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		// The text may quote the body (a number literal of any length).
+		return fmt.Errorf("%w: %s", ErrMalformed, truncate(printable(err.Error()), maxMessageLen))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -283,6 +284,53 @@ func TestBusinessAnswerInErrorStatus(t *testing.T) {
 			}
 			if err == nil && r.Status == "" {
 				t.Errorf("empty answer")
+			}
+		})
+	}
+}
+
+// Values taken from an answer are bounded: ids and statuses past their
+// bound make the answer malformed (with an error that does not quote
+// them), info is cut at a rune boundary.
+func TestDecodeBounds(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("7", n) }
+	// 4095 bytes of "x" then "é" (2 bytes): the cut at 4096 falls inside é.
+	straddling := strings.Repeat("x", MaxInfoLen-1) + "é" + "tail"
+	tests := []struct {
+		name      string
+		body      string
+		malformed bool
+		wantInfo  string // when not malformed
+		onlyGET   bool   // a value only status answers have: DecodeTrigger ignores it
+	}{
+		{"request id at the bound", `{"requestId":"` + long(MaxIDLen) + `","status":"Success"}`, false, "", false},
+		{"request id past the bound", `{"requestId":"` + long(MaxIDLen+1) + `","status":"Success"}`, true, "", false},
+		{"numeric request id past the bound", `{"requestId":` + long(10*MaxIDLen) + `,"status":"Success"}`, true, "", false},
+		{"batch id past the bound", `{"requestId":1,"batchId":"` + long(MaxIDLen+1) + `","status":"Failed"}`, true, "", true},
+		{"status at the bound", `{"requestId":1,"status":"` + long(MaxStatusLen) + `"}`, false, "", false},
+		{"status past the bound", `{"requestId":1,"status":"` + long(MaxStatusLen+1) + `"}`, true, "", false},
+		{"huge number as status", `{"requestId":1,"status":` + long(100_000) + `}`, true, "", false},
+		{"info at the bound", `{"requestId":1,"info":"` + strings.Repeat("x", MaxInfoLen) + `","status":"Success"}`, false, strings.Repeat("x", MaxInfoLen), false},
+		{"info cut at a rune boundary", `{"requestId":1,"info":"` + straddling + `","status":"Success"}`, false, strings.Repeat("x", MaxInfoLen-1), false},
+		{"invalid UTF-8 in info", "{\"requestId\":1,\"info\":\"Mapping Id: X. \xff\xfe\xc3\",\"status\":\"Success\"}", false, "Mapping Id: X. \ufffd\ufffd\ufffd", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st, serr := DecodeStatus([]byte(tt.body))
+			tr, terr := DecodeTrigger([]byte(tt.body))
+			for what, err := range map[string]error{"DecodeStatus": serr, "DecodeTrigger": terr} {
+				if tt.onlyGET && what == "DecodeTrigger" {
+					continue
+				}
+				if tt.malformed != errors.Is(err, ErrMalformed) {
+					t.Errorf("%s: got %v, want malformed %v", what, err, tt.malformed)
+				}
+				if err != nil && len(err.Error()) > 600 {
+					t.Errorf("%s: error of %d bytes quotes the value", what, len(err.Error()))
+				}
+			}
+			if !tt.malformed && tt.wantInfo != "" && (st.Info != tt.wantInfo || tr.Info != tt.wantInfo) {
+				t.Errorf("info of %d/%d bytes, want %d: %.40q…", len(st.Info), len(tr.Info), len(tt.wantInfo), st.Info)
 			}
 		})
 	}

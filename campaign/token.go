@@ -34,7 +34,7 @@ type staticTokens struct{ src oauth2.TokenSource }
 func (s staticTokens) token(ctx context.Context) (*oauth2.Token, error) {
 	t, err := s.src.Token()
 	if err != nil {
-		return nil, &APIError{Operation: OpToken, Message: "token source failed", Err: err}
+		return nil, sourceError(err, time.Now())
 	}
 	if t == nil || t.AccessToken == "" {
 		return nil, &APIError{Operation: OpToken, Err: fmt.Errorf("%w: empty access token", ErrMalformed)}
@@ -159,23 +159,7 @@ func (f *imsFetcher) error(ctx context.Context, err error) *APIError {
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &re):
-		e := &APIError{
-			Operation: OpToken,
-			ErrorCode: f.redact.redact(re.ErrorCode),
-			Message:   f.redact.redact(re.ErrorDescription),
-		}
-		if re.Response != nil {
-			e.StatusCode = re.Response.StatusCode
-			e.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"), f.now())
-		}
-		if e.ErrorCode == "" && e.Message == "" {
-			if g, ok := decodeGatewayError(re.Body); ok {
-				e.ErrorCode, e.Message = f.redact.redact(g.ErrorCode), f.redact.redact(g.Message)
-			} else {
-				e.Message = f.redact.redact(snippet(re.Body))
-			}
-		}
-		return e
+		return retrieveError(re, f.redact, f.now())
 	case ctx.Err() != nil:
 		return &APIError{Operation: OpToken, Message: "request abandoned", Err: ctx.Err(), abandoned: true}
 	case errors.Is(err, ErrRedirect):
@@ -187,4 +171,46 @@ func (f *imsFetcher) error(ctx context.Context, err error) *APIError {
 	}
 	// "cannot parse json", "server response missing access_token", …
 	return &APIError{Operation: OpToken, Err: fmt.Errorf("%w: %s", ErrMalformed, f.redact.redact(err.Error()))}
+}
+
+// retrieveError turns the token endpoint's error answer into an *APIError:
+// the HTTP status, the OAuth error and its description (or the gateway's
+// error_code and message, or a snippet of the body), bounded and redacted.
+func retrieveError(re *oauth2.RetrieveError, red redactor, now time.Time) *APIError {
+	e := &APIError{
+		Operation: OpToken,
+		ErrorCode: red.code(re.ErrorCode),
+		Message:   red.redact(re.ErrorDescription),
+	}
+	if re.Response != nil {
+		e.StatusCode = re.Response.StatusCode
+		e.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"), now)
+	}
+	if e.ErrorCode == "" && e.Message == "" {
+		if g, ok := decodeGatewayError(re.Body); ok {
+			e.ErrorCode, e.Message = red.code(g.ErrorCode), red.redact(g.Message)
+		} else {
+			e.Message = red.redact(snippet(re.Body))
+		}
+	}
+	return e
+}
+
+// sourceError turns the failure of a caller's TokenSource into an *APIError.
+// An oauth2.RetrieveError (the source asked a token endpoint) is classified
+// like the client's own token requests by its HTTP status and OAuth error;
+// its description and body are left out, since the client does not know
+// the secret they may echo. Any other error is transient.
+func sourceError(err error, now time.Time) *APIError {
+	const msg = "token source failed"
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		return &APIError{Operation: OpToken, Message: msg, Err: err}
+	}
+	e := &APIError{Operation: OpToken, ErrorCode: redactor(nil).code(re.ErrorCode), Message: msg}
+	if re.Response != nil {
+		e.StatusCode = re.Response.StatusCode
+		e.RetryAfter = parseRetryAfter(re.Response.Header.Get("Retry-After"), now)
+	}
+	return e
 }

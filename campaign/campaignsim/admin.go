@@ -62,6 +62,13 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		s.log.Info("campaign-sim: clients added", "count", len(cs))
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /_sim/clients/{id}/revoke", func(w http.ResponseWriter, r *http.Request) {
+		if !s.RevokeClient(r.PathValue("id")) {
+			adminError(w, http.StatusNotFound, fmt.Errorf("no client %q", r.PathValue("id")))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		writeAdmin(w, http.StatusOK, s.Faults())
 	})

@@ -22,13 +22,13 @@ func TestCallLog(t *testing.T) {
 
 	want := []Call{
 		{Time: epoch, Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDMFETCH/ingest", Op: OpTrigger,
-			Org: "acme", Mapping: "XDMFETCH", RequestID: "3520", HTTPStatus: 200, Status: "Success"},
+			Org: "acme", Mapping: "XDMFETCH", RequestID: "3520", Client: DemoClientID, APIKey: DemoClientID, HTTPStatus: 200, Status: "Success"},
 		{Time: epoch.Add(time.Second), Method: "GET", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDMFETCH/ingest", Op: OpStatus,
-			Org: "acme", Mapping: "XDMFETCH", RequestID: "3520", HTTPStatus: 200, Status: "Failed", ErrorCode: "ACP-880056"},
+			Org: "acme", Mapping: "XDMFETCH", RequestID: "3520", Client: DemoClientID, APIKey: DemoClientID, HTTPStatus: 200, Status: "Failed", ErrorCode: "ACP-880056"},
 		{Time: epoch.Add(time.Second), Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/Test%20Doc%2F1/ingest", Op: OpTrigger,
-			Org: "acme", Mapping: "Test Doc/1", RequestID: "3521", HTTPStatus: 200, Status: "Success"},
+			Org: "acme", Mapping: "Test Doc/1", RequestID: "3521", Client: DemoClientID, APIKey: DemoClientID, HTTPStatus: 200, Status: "Success"},
 		{Time: epoch.Add(time.Second), Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDM44/ingest", Op: OpTrigger,
-			Org: "acme", Mapping: "XDM44", HTTPStatus: 403, ErrorCode: "403003"},
+			Org: "acme", Mapping: "XDM44", Client: DemoClientID, APIKey: "nope", HTTPStatus: 403, ErrorCode: "403003"},
 		{Time: epoch.Add(time.Second), Method: "GET", Path: "/nope", HTTPStatus: 404},
 	}
 	got := e.sim.Calls()
@@ -175,6 +175,23 @@ func TestAdminAPI(t *testing.T) {
 	if r := e.do("POST", ingestPath("acme", "XDMDRAFT"), authHeader("etl", tok), ""); r.code != 401 {
 		t.Errorf("POST after /_sim/tokens/expire: HTTP %d, want 401", r.code)
 	}
+	tok = e.issue("etl")
+	adminJSON(t, e, "POST", "/_sim/clients/etl/revoke", "", 204, nil)
+	adminJSON(t, e, "POST", "/_sim/clients/nobody/revoke", "", 404, nil)
+	if r := e.do("POST", ingestPath("acme", "XDMDRAFT"), authHeader("etl", tok), ""); r.code != 401 {
+		t.Errorf("POST after /_sim/clients/etl/revoke: HTTP %d, want 401", r.code)
+	}
+	if _, err := e.sim.IssueToken("etl"); err == nil {
+		t.Errorf("IssueToken of a revoked client: no error")
+	}
+	adminJSON(t, e, "POST", "/_sim/clients", `{"id":"etl","secret":"etl-secret","sqlRole":true}`, 204, nil)
+	if r := e.do("POST", ingestPath("acme", "XDMDRAFT"), authHeader("etl", e.issue("etl")), ""); r.code != 200 {
+		t.Errorf("POST as a client enabled again: HTTP %d %s", r.code, r.body)
+	}
+	adminJSON(t, e, "POST", "/_sim/clients", `{"id":"etl","secret":"etl-secret","disabled":true}`, 204, nil)
+	if _, err := e.sim.IssueToken("etl"); err == nil {
+		t.Errorf("IssueToken of a client added as disabled: no error")
+	}
 
 	// Bad admin requests.
 	tests := []struct{ name, method, path, body string }{
@@ -219,6 +236,16 @@ func TestPreload(t *testing.T) {
 		}
 		if r := e.do("POST", ingestPath("acme", "XDM44"), authHeader("etl-prod-key", tok), ""); r.code != 403 {
 			t.Errorf("POST as the example's client in an org it may not use: HTTP %d, want 403", r.code)
+		}
+		initech := e.issue("initech-etl")
+		if r := e.do("POST", ingestPath("initech", "XDM44"), authHeader("initech-key", initech), ""); r.code != 200 {
+			t.Errorf("POST as the example's initech client: HTTP %d %s", r.code, r.body)
+		}
+		if r := e.do("POST", ingestPath("globex", "TestDoc"), authHeader("initech-key", initech), ""); r.code != 403 {
+			t.Errorf("POST as the initech client for globex: HTTP %d, want 403", r.code)
+		}
+		if _, err := e.sim.IssueToken("retired-etl"); err == nil {
+			t.Errorf("the example's disabled client got a token")
 		}
 	})
 	t.Run("invalid_adds_nothing", func(t *testing.T) {

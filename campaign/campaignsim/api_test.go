@@ -260,6 +260,17 @@ func errorCases() []errorCase {
 			form: tokenForm(DemoClientID, DemoClientSecret, "password"), wantCode: 400, wantErrorCode: "unsupported_grant_type"},
 		{name: "ims_unauthorized_fault", setup: fault(Fault{Op: OpToken, Kind: FaultUnauthorized}), method: "POST", path: "/ims/token/v3",
 			form: tokenForm(DemoClientID, DemoClientSecret, "client_credentials"), wantCode: 401, wantErrorCode: "invalid_client"},
+		{name: "token_of_revoked_client", header: func(e *env) http.Header {
+			tok := e.issue("other")
+			e.sim.RevokeClient("other")
+			return authHeader("other", tok)
+		}, wantCode: 401, wantErrorCode: "401013"},
+		{name: "ims_revoked_client", setup: func(e *env) { e.sim.RevokeClient("other") }, method: "POST", path: "/ims/token/v3",
+			form: tokenForm("other", "other-secret", "client_credentials"), wantCode: 401, wantErrorCode: "invalid_client"},
+		{name: "ims_server_error_fault", setup: fault(Fault{Op: OpToken, Kind: FaultError, Code: 500}), method: "POST", path: "/ims/token/v3",
+			form: tokenForm(DemoClientID, DemoClientSecret, "client_credentials"), wantCode: 500, wantErrorCode: "server_error"},
+		{name: "ims_unavailable_fault", setup: fault(Fault{Op: OpToken, Kind: FaultError}), method: "POST", path: "/ims/token/v3",
+			form: tokenForm(DemoClientID, DemoClientSecret, "client_credentials"), wantCode: 503, wantErrorCode: "temporarily_unavailable"},
 		{name: "unknown_route", method: "GET", path: "/acme/campaign/profileAndServices/profile", wantCode: 404},
 	}
 }

@@ -22,6 +22,11 @@ type Client struct {
 	APIKey  string   `json:"apiKey,omitempty"` // X-Api-Key; default ID
 	SQLRole bool     `json:"sqlRole"`          // has the SQL function execution role (needed to POST)
 	Orgs    []string `json:"orgs,omitempty"`   // organizations it may use; empty = any
+	// Disabled revokes the credential: its tokens are refused (401
+	// 401013) for good, and token requests for it fail (IMS 401
+	// invalid_client). Default false. Adding the client again without it
+	// enables the credential, but not the tokens it had.
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 func (c Client) validate() error {
@@ -38,6 +43,7 @@ func (c *Client) allows(org string) bool {
 type token struct {
 	client  *Client
 	expires time.Time
+	revoked bool // its client was revoked after it was issued
 }
 
 // authState holds clients and tokens.
@@ -56,7 +62,9 @@ func (a *authState) init() {
 }
 
 // AddClient adds a credential or replaces the one with the same ID. Tokens
-// already issued to the old one stay valid for the new one.
+// already issued to the old one stay valid for the new one (as IMS tokens
+// outlive a secret rotation), unless c is Disabled; a new Secret makes
+// token requests with the old one fail (401 invalid_client).
 func (s *Server) AddClient(c Client) {
 	if c.APIKey == "" {
 		c.APIKey = c.ID
@@ -69,14 +77,49 @@ func (s *Server) AddClient(c Client) {
 		delete(a.keys, old.APIKey)
 		*old = c // tokens point at it
 		a.keys[c.APIKey] = old
+		if c.Disabled {
+			a.revokeTokensLocked(old)
+		}
 		return
 	}
 	a.clients[c.ID] = &c
 	a.keys[c.APIKey] = &c
 }
 
+// RevokeClient disables the credential id (see [Client.Disabled]) and
+// reports whether it exists. Other clients are not affected.
+func (s *Server) RevokeClient(id string) bool {
+	a := &s.auth
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.clients[id]
+	if !ok {
+		return false
+	}
+	c.Disabled = true
+	n := a.revokeTokensLocked(c)
+	s.log.Info("campaign-sim: client revoked", "client", id, "tokens", n)
+	return true
+}
+
+// revokeTokensLocked revokes every token of c and returns how many there
+// were. They stay known (the call log still names their client) until they
+// expire. a.mu must be held for writing.
+func (a *authState) revokeTokensLocked(c *Client) int {
+	n := 0
+	for k, t := range a.tokens {
+		if t.client == c && !t.revoked {
+			t.revoked = true
+			a.tokens[k] = t
+			n++
+		}
+	}
+	return n
+}
+
 // IssueToken returns a valid bearer token for clientID, as IMS would issue
-// it, expiring after Options.TokenTTL.
+// it, expiring after Options.TokenTTL. It fails for an unknown or disabled
+// client.
 func (s *Server) IssueToken(clientID string) (string, error) {
 	a := &s.auth
 	a.mu.RLock()
@@ -85,18 +128,26 @@ func (s *Server) IssueToken(clientID string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("campaignsim: unknown client %q", clientID)
 	}
-	return a.issue(c, clientID, s.now(), s.tokenTTL), nil
+	tok, ok := a.issue(c, clientID, s.now(), s.tokenTTL)
+	if !ok {
+		return "", fmt.Errorf("campaignsim: client %q is disabled", clientID)
+	}
+	return tok, nil
 }
 
 // minTokenSweep is the token count below which expired tokens are kept.
 const minTokenSweep = 10_000
 
-// issue mints a token of client c (whose id is id) and stores it. When the
-// store has doubled since the last sweep, it first forgets expired tokens.
-func (a *authState) issue(c *Client, id string, now time.Time, ttl time.Duration) string {
-	tok := newAccessToken(id, now, ttl)
+// issue mints a token of client c (whose id is id) and stores it; ok is
+// false if c is disabled. When the store has doubled since the last sweep,
+// it first forgets expired tokens.
+func (a *authState) issue(c *Client, id string, now time.Time, ttl time.Duration) (tok string, ok bool) {
+	tok = newAccessToken(id, now, ttl)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if c.Disabled {
+		return "", false
+	}
 	if len(a.tokens) >= max(a.sweepAt, minTokenSweep) {
 		for k, t := range a.tokens {
 			if !now.Before(t.expires) {
@@ -106,7 +157,7 @@ func (a *authState) issue(c *Client, id string, now time.Time, ttl time.Duration
 		a.sweepAt = 2 * len(a.tokens)
 	}
 	a.tokens[tok] = token{client: c, expires: now.Add(ttl)}
-	return tok
+	return tok, true
 }
 
 // ExpireTokens makes every token issued so far expired: the API answers
@@ -178,9 +229,12 @@ func (s *Server) authorize(r *http.Request, c *Call, needSQL bool) (answer, bool
 	a.mu.RLock()
 	client, known := a.keys[key]
 	t, issued := a.tokens[bearer]
-	var sqlRole, allowed bool
+	var sqlRole, allowed, revoked bool
 	if known {
 		sqlRole, allowed = client.SQLRole, client.allows(c.Org)
+	}
+	if issued {
+		revoked = t.revoked || t.client.Disabled
 	}
 	a.mu.RUnlock()
 	switch {
@@ -188,7 +242,7 @@ func (s *Server) authorize(r *http.Request, c *Call, needSQL bool) (answer, bool
 		return refuse(errAPIKeyInvalid)
 	case !ok:
 		return refuse(errTokenMissing)
-	case !issued || !now.Before(t.expires):
+	case !issued || revoked || !now.Before(t.expires):
 		return refuse(errTokenInvalid)
 	case t.client != client:
 		return refuse(errTokenOtherKey)
@@ -222,25 +276,39 @@ var (
 	errIMSGrant    = answer{http.StatusBadRequest, mustJSON(imsError{"unsupported_grant_type", "unsupported grant_type parameter"})}
 )
 
-// token serves POST /ims/token/v3 (client credentials, form or Basic auth).
-func (s *Server) token(r *http.Request, c *Call) answer {
-	r.Body = http.MaxBytesReader(nil, r.Body, 64<<10)
-	r.ParseForm() // a bad form leaves the fields empty: invalid_client
-	id, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+// maxTokenForm bounds the body of a token request.
+const maxTokenForm = 64 << 10
+
+// tokenCredentials returns the client id and secret of a token request:
+// from the form, else from HTTP Basic auth. A bad form leaves them empty.
+// It may be called more than once: the form is parsed once.
+func tokenCredentials(r *http.Request) (id, secret string) {
+	if r.PostForm == nil {
+		r.Body = http.MaxBytesReader(nil, r.Body, maxTokenForm)
+		r.ParseForm()
+	}
+	id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	if id == "" {
 		id, secret, _ = r.BasicAuth()
 	}
+	return id, secret
+}
+
+// token serves POST /ims/token/v3 (client credentials, form or Basic auth).
+func (s *Server) token(r *http.Request, c *Call) answer {
+	id, secret := tokenCredentials(r)
 	now := s.now()
 	a := &s.auth
 	a.mu.RLock()
 	client, ok := a.clients[id]
 	var want string
+	var disabled bool
 	if ok {
-		want = client.Secret
+		want, disabled = client.Secret, client.Disabled
 	}
 	a.mu.RUnlock()
 	switch {
-	case !ok:
+	case !ok, disabled:
 		c.ErrorCode = "invalid_client"
 		return errIMSClientID
 	case want != secret:
@@ -250,9 +318,14 @@ func (s *Server) token(r *http.Request, c *Call) answer {
 		c.ErrorCode = "unsupported_grant_type"
 		return errIMSGrant
 	}
+	tok, issued := a.issue(client, id, now, s.tokenTTL)
+	if !issued { // revoked meanwhile
+		c.ErrorCode = "invalid_client"
+		return errIMSClientID
+	}
 	expiresIn := max(int64(s.tokenTTL/time.Second)-1, 1)
 	return answer{http.StatusOK, mustJSON(campaign.TokenResponse{
-		AccessToken: a.issue(client, id, now, s.tokenTTL),
+		AccessToken: tok,
 		TokenType:   "bearer",
 		ExpiresIn:   expiresIn,
 	})}

@@ -58,12 +58,17 @@ type Fault struct {
 	ID   int       `json:"id,omitempty"` // set by InjectFault
 	Op   Operation `json:"op,omitempty"`
 	Kind FaultKind `json:"kind"`
-	// Code is the HTTP status of an "error" fault; default 503. 500 answers
-	// Campaign's {"code":500,"message":"Oops. …"}; others the gateway's
-	// {"error_code":"<Code>000","message":"…"}.
+	// Code is the HTTP status of an "error" fault; default 503. On the API,
+	// 500 answers Campaign's {"code":500,"message":"Oops. …"}, others the
+	// gateway's {"error_code":"<Code>000","message":"…"}. On the token
+	// endpoint, every code answers an OAuth error body
+	// {"error":"…","error_description":"<status text>"} whose error is
+	// temporarily_unavailable for 503, server_error for other 5xx,
+	// invalid_request for 4xx.
 	Code int `json:"code,omitempty"`
 	// ErrorCode overrides the error_code of "error" and "throttle" faults
-	// (for example 429001 or 429002; default 429050).
+	// (for example 429001 or 429002; default 429050), or the OAuth error of
+	// an "error" fault on the token endpoint.
 	ErrorCode string `json:"errorCode,omitempty"`
 	// RetryAfter is the Retry-After of a "throttle" fault, sent as whole
 	// seconds (rounded up, at least 1).
@@ -262,7 +267,11 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, c *Call, f *
 	case FaultError:
 		code := cmp.Or(f.Code, http.StatusServiceUnavailable)
 		body := errBadURI.body
-		if code != http.StatusInternalServerError {
+		switch {
+		case c.Op == OpToken:
+			c.ErrorCode = cmp.Or(f.ErrorCode, imsErrorFor(code))
+			body = mustJSON(imsError{c.ErrorCode, http.StatusText(code)})
+		case code != http.StatusInternalServerError:
 			c.ErrorCode = cmp.Or(f.ErrorCode, strconv.Itoa(code)+"000")
 			msg := cmp.Or(gatewayMessages[code], http.StatusText(code))
 			body = mustJSON(campaign.GatewayError{ErrorCode: c.ErrorCode, Message: msg})
@@ -299,6 +308,18 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, c *Call, f *
 		s.record(r, *c) // the handler does not return
 		drop(w)
 	}
+}
+
+// imsErrorFor is the OAuth error (RFC 6749) of a token endpoint answering
+// code.
+func imsErrorFor(code int) string {
+	switch {
+	case code == http.StatusServiceUnavailable:
+		return "temporarily_unavailable"
+	case code >= 500:
+		return "server_error"
+	}
+	return "invalid_request"
 }
 
 // malformedBody is a truncated answer of the call's operation.

@@ -140,6 +140,7 @@ func (s *Server) api(op Operation, h func(*http.Request, *Call) answer) http.Han
 			Org:     r.PathValue("org"),
 			Mapping: r.PathValue("mapping"),
 		}
+		s.identify(r, &c)
 		f, latency := s.faults.pick(op, c.Org, c.Mapping)
 		if latency > 0 {
 			if !sleep(r.Context(), latency) {
@@ -165,12 +166,36 @@ func (s *Server) api(op Operation, h func(*http.Request, *Call) answer) http.Han
 	})
 }
 
+// identify fills c.Client and c.APIKey: for a token call, the client_id
+// asked for; for an API call, its X-Api-Key and the client its bearer token
+// was issued to, if the server issued it (revoked and expired tokens
+// included, until expired ones are swept). Faults do not change them.
+func (s *Server) identify(r *http.Request, c *Call) {
+	if c.Op == OpToken {
+		c.Client, _ = tokenCredentials(r)
+		return
+	}
+	c.APIKey = r.Header.Get("X-Api-Key")
+	bearer, ok := bearerToken(r.Header.Get("Authorization"))
+	if !ok {
+		return
+	}
+	a := &s.auth
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if t, issued := a.tokens[bearer]; issued {
+		c.Client = t.client.ID
+	}
+}
+
 func (s *Server) record(r *http.Request, c Call) {
+	c = c.bounded()
 	s.calls.add(c)
 	s.log.LogAttrs(r.Context(), slog.LevelDebug, "call",
 		slog.String("op", string(c.Op)), slog.String("method", c.Method), slog.String("path", c.Path),
 		slog.Int("http_status", c.HTTPStatus), slog.String("status", c.Status),
 		slog.String("request_id", c.RequestID), slog.String("error_code", c.ErrorCode),
+		slog.String("client", c.Client), slog.String("api_key", c.APIKey),
 		slog.String("fault", string(c.Fault)))
 }
 
