@@ -174,7 +174,7 @@ func TestSimStatus(t *testing.T) {
 			if got != want || got.ErrorCode() != tt.wantCode {
 				t.Errorf("got %+v (code %q), want %+v (code %q)", got, got.ErrorCode(), want, tt.wantCode)
 			}
-			if n := env.calls(campaignsim.OpToken); n != 1 {
+			if n := env.calls(campaign.OpToken); n != 1 {
 				t.Errorf("%d token calls, want 1 (cached)", n)
 			}
 		})
@@ -288,39 +288,39 @@ func TestSimErrors(t *testing.T) {
 			setup: ready, change: asClient("c", "c-secret"),
 			wantStatus: 403, wantCode: "", kind: campaign.ClassForbidden, class: perm, wantAPI: 1, wantTokens: 1},
 		{name: "429050 with Retry-After", op: campaign.OpTrigger, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: 2 * time.Second}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: 2 * time.Second}),
 			wantStatus: 429, wantCode: "429050", kind: campaign.ClassThrottled, class: retry, retryAfter: 2 * time.Second, wantAPI: 1, wantTokens: 1},
 		{name: "429001 usage limit", op: campaign.OpStatus, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429001", RetryAfter: 30 * time.Second}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429001", RetryAfter: 30 * time.Second}),
 			wantStatus: 429, wantCode: "429001", kind: campaign.ClassThrottled, class: retry, retryAfter: 30 * time.Second, wantAPI: 1, wantTokens: 1},
 		{name: "429002 too many requests", op: campaign.OpStatus, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429002", RetryAfter: time.Second}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultThrottle, ErrorCode: "429002", RetryAfter: time.Second}),
 			wantStatus: 429, wantCode: "429002", kind: campaign.ClassThrottled, class: retry, retryAfter: time.Second, wantAPI: 1, wantTokens: 1},
 		{name: "500 unknown tenant", op: campaign.OpTrigger, org: "nobody", wantErr: true, setup: ready,
 			wantStatus: 500, wantMsg: campaign.MessageBadURI, kind: campaign.ClassServerError, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "502", op: campaign.OpStatus, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 502}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 502}),
 			wantStatus: 502, wantCode: "502000", kind: campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "503", op: campaign.OpTrigger, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpTrigger, Kind: campaignsim.FaultError}),
 			wantStatus: 503, wantCode: "503000", kind: campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "504", op: campaign.OpStatus, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 504}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 504}),
 			wantStatus: 504, wantCode: "504000", kind: campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "connection dropped", op: campaign.OpTrigger, wantErr: true,
-			setup: fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultDrop}),
+			setup: fault(campaignsim.Fault{Op: campaign.OpTrigger, Kind: campaignsim.FaultDrop}),
 			kind:  campaign.ClassTransient, class: retry, wantAPI: 1, wantTokens: 1},
 		{name: "malformed body", op: campaign.OpStatus, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultMalformed}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultMalformed}),
 			wantStatus: 200, kind: campaign.ClassTransient, class: retry | malformed, wantAPI: 1, wantTokens: 1},
 		{name: "oversized body", op: campaign.OpStatus, wantErr: true,
-			setup:      fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultOversized}),
+			setup:      fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultOversized}),
 			wantStatus: 200, kind: campaign.ClassTransient, class: retry | malformed, wantAPI: 1, wantTokens: 1},
 		{name: "one spurious 401: retried with a fresh token", op: campaign.OpTrigger, wantErr: false,
-			setup:   fault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultUnauthorized, Count: 1}),
+			setup:   fault(campaignsim.Fault{Op: campaign.OpTrigger, Kind: campaignsim.FaultUnauthorized, Count: 1}),
 			wantAPI: 2, wantTokens: 2},
 		{name: "latency past the client's timeout", op: campaign.OpStatus, wantErr: true,
-			setup: fault(campaignsim.Fault{Op: campaignsim.OpStatus, Kind: campaignsim.FaultLatency, Latency: time.Minute}),
+			setup: fault(campaignsim.Fault{Op: campaign.OpStatus, Kind: campaignsim.FaultLatency, Latency: time.Minute}),
 			change: func(cfg *campaign.Config, s *campaignsim.Server) {
 				// A token issued beforehand: only the status call can time out.
 				tok, err := s.IssueToken(campaignsim.DemoClientID)
@@ -338,28 +338,28 @@ func TestSimErrors(t *testing.T) {
 			change: asClient(campaignsim.DemoClientID, "wrong-secret"), wantOp: campaign.OpToken,
 			wantStatus: 401, wantCode: "invalid_client", kind: campaign.ClassUnauthorized, class: unauth | perm, wantTokens: 1},
 		{name: "token: unauthorized fault", op: campaign.OpTrigger, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultUnauthorized}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultUnauthorized}),
 			wantOp: campaign.OpToken, wantStatus: 401, wantCode: "invalid_client", kind: campaign.ClassUnauthorized, class: unauth | perm, wantTokens: 1},
 		{name: "token: unknown client", op: campaign.OpTrigger, wantErr: true, setup: ready,
 			change: asClient("nobody", "nobody-secret"), wantOp: campaign.OpToken,
 			wantStatus: 401, wantCode: "invalid_client", kind: campaign.ClassUnauthorized, class: unauth | perm, wantTokens: 1},
 		{name: "token: 500 is transient, not Campaign's 500", op: campaign.OpTrigger, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError, Code: 500}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultError, Code: 500}),
 			wantOp: campaign.OpToken, wantStatus: 500, wantCode: "server_error", kind: campaign.ClassTransient, class: retry, wantTokens: 1},
 		{name: "token: 502", op: campaign.OpStatus, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError, Code: 502}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultError, Code: 502}),
 			wantOp: campaign.OpToken, wantStatus: 502, wantCode: "server_error", kind: campaign.ClassTransient, class: retry, wantTokens: 1},
 		{name: "token: 503", op: campaign.OpTrigger, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultError}),
 			wantOp: campaign.OpToken, wantStatus: 503, wantCode: "temporarily_unavailable", kind: campaign.ClassTransient, class: retry, wantTokens: 1},
 		{name: "token: 429", op: campaign.OpTrigger, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultThrottle, RetryAfter: 5 * time.Second}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultThrottle, RetryAfter: 5 * time.Second}),
 			wantOp: campaign.OpToken, wantStatus: 429, wantCode: "429050", kind: campaign.ClassThrottled, class: retry, retryAfter: 5 * time.Second, wantTokens: 1},
 		{name: "token: malformed", op: campaign.OpTrigger, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultMalformed}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultMalformed}),
 			wantOp: campaign.OpToken, kind: campaign.ClassTransient, class: retry | malformed, wantTokens: 1},
 		{name: "token: dropped", op: campaign.OpTrigger, wantErr: true,
-			setup:  fault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultDrop}),
+			setup:  fault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultDrop}),
 			wantOp: campaign.OpToken, kind: campaign.ClassTransient, class: retry, wantTokens: 1},
 	}
 	for _, tt := range tests {
@@ -414,7 +414,7 @@ func TestSimErrors(t *testing.T) {
 			if got := env.calls(simOp); tt.wantAPI >= 0 && got != tt.wantAPI {
 				t.Errorf("simulator saw %d %s calls, want %d", got, tt.op, tt.wantAPI)
 			}
-			if got := env.calls(campaignsim.OpToken); got != tt.wantTokens {
+			if got := env.calls(campaign.OpToken); got != tt.wantTokens {
 				t.Errorf("simulator saw %d token calls, want %d", got, tt.wantTokens)
 			}
 		})
@@ -444,7 +444,7 @@ func TestSimTokenEndpoint5xxThenRecovery(t *testing.T) {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			env := newSimEnv(t, campaignsim.Options{}, func(s *campaignsim.Server) {
 				s.PutMapping(mapping("XDM44", "", campaignsim.Script{Outcome: campaignsim.OutcomeNever}))
-				s.InjectFault(campaignsim.Fault{Op: campaignsim.OpToken, Kind: campaignsim.FaultError, Code: code, Count: 2})
+				s.InjectFault(campaignsim.Fault{Op: campaign.OpToken, Kind: campaignsim.FaultError, Code: code, Count: 2})
 			}, nil)
 			ctx := context.Background()
 			for i := range 2 {
@@ -458,10 +458,10 @@ func TestSimTokenEndpoint5xxThenRecovery(t *testing.T) {
 			if err != nil || tr.Kind() != campaign.TriggerAccepted {
 				t.Fatalf("after the token endpoint recovered: %+v, %v", tr, err)
 			}
-			if got := env.calls(campaignsim.OpToken); got != 3 {
+			if got := env.calls(campaign.OpToken); got != 3 {
 				t.Errorf("%d token calls, want 3 (two failed, one issued)", got)
 			}
-			if got := env.calls(campaignsim.OpTrigger); got != 1 {
+			if got := env.calls(campaign.OpTrigger); got != 1 {
 				t.Errorf("%d trigger calls, want 1 (none without a token)", got)
 			}
 		})
@@ -537,7 +537,7 @@ func TestSimEachOrganizationItsOwnCredential(t *testing.T) {
 	}
 	perClient := map[string]int{}
 	for _, c := range e.sim.Calls() {
-		if c.Op == campaignsim.OpToken {
+		if c.Op == campaign.OpToken {
 			perClient[c.Client]++
 			continue
 		}

@@ -77,7 +77,7 @@ func TestPanicIsRecovered(t *testing.T) {
 	if got := testutil.ToFloat64(m.Deliveries.WithLabelValues("redelivery")); got != 1 {
 		t.Errorf("deliveries_total{redelivery} = %v, want 1", got)
 	}
-	if n := len(testenv.Calls(sim, "acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+	if n := len(testenv.Calls(sim, "acme", "XDM44", campaign.OpTrigger)); n != 1 {
 		t.Errorf("POSTs = %d, want 1", n)
 	}
 }

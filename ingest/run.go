@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/internal/pause"
 )
 
 // jobRun is one delivery of a job in progress.
@@ -211,7 +212,7 @@ func (j *jobRun) waitOther(ctx context.Context, requestID string) error {
 		if err != nil || st.Status.Terminal() {
 			return nil
 		}
-		if err := sleep(ctx, j.cfg.Schedule.Next(n)); err != nil {
+		if err := pause.For(ctx, j.cfg.Schedule.Next(n)); err != nil {
 			return err
 		}
 	}
@@ -251,9 +252,9 @@ func (j *jobRun) apiFailure(ctx context.Context, err error, typ EventType) (*Eve
 		return j.failure(EventRejected, ReasonUnknownOrganization, err), nil
 	case campaign.Unauthorized(err):
 		return j.failure(typ, ReasonUnauthorized, err), nil
-	case isForbidden(err):
+	case campaign.Forbidden(err):
 		return j.failure(typ, ReasonForbidden, err), nil
-	case campaign.Permanent(err) || isServerError500(err):
+	case campaign.Permanent(err) || campaign.FinalAfterRetries(err):
 		return j.failure(typ, ReasonAPIError, err), nil
 	}
 	return nil, err

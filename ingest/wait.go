@@ -43,22 +43,15 @@ func after(ctx context.Context, d time.Duration, then, stopped func()) {
 }
 
 // mayHaveSubmitted reports whether a failed POST may have submitted a
-// request: the API failed transiently, other than by throttling it.
+// request: the API failed transiently, other than by throttling it, on the
+// POST itself (a failed token request sent no POST).
 func mayHaveSubmitted(err error) bool {
 	var ae *campaign.APIError
-	return campaign.Retryable(err) && !(errors.As(err, &ae) && ae.StatusCode == 429)
-}
-
-func isForbidden(err error) bool {
-	var ae *campaign.APIError
-	return errors.As(err, &ae) && ae.StatusCode == 403
-}
-
-// isServerError500 is Campaign's "Oops. Something went wrong. Check your URI"
-// answer: retried a few times within the delivery, then final.
-func isServerError500(err error) bool {
-	var ae *campaign.APIError
-	return errors.As(err, &ae) && ae.StatusCode == 500
+	if errors.As(err, &ae) && ae.Operation == campaign.OpToken {
+		return false
+	}
+	c := campaign.Classify(err)
+	return c == campaign.ClassTransient || c == campaign.ClassServerError
 }
 
 // retry calls op until it succeeds, fails permanently, or fails transiently
@@ -80,16 +73,4 @@ func retry[T any](ctx context.Context, cfg Config, op func() (T, error)) (T, err
 		}
 		return v, err
 	}, backoff.WithBackOff(b), backoff.WithMaxTries(uint(cfg.RetryAttempts)), backoff.WithMaxElapsedTime(0))
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }

@@ -128,11 +128,11 @@ func TestOutcomes(t *testing.T) {
 		{
 			name:   "429 then success, Retry-After honoured",
 			script: campaignsim.Script{Records: 1},
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Count: 1}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Count: 1}},
 			want:   want{typ: ingest.EventSucceeded, status: "Success", numRecords: 1, attempt: 1},
 			posts:  2,
 			check: func(t *testing.T, h *harness, _ testenv.Received) {
-				posts := h.calls("acme", "C429", campaignsim.OpTrigger)
+				posts := h.calls("acme", "C429", campaign.OpTrigger)
 				if gap := posts[1].Time.Sub(posts[0].Time); gap < time.Second {
 					t.Errorf("second POST %s after the 429, want ≥ Retry-After 1s", gap)
 				}
@@ -141,7 +141,7 @@ func TestOutcomes(t *testing.T) {
 		{
 			name:   "5xx burst then success",
 			script: campaignsim.Script{Records: 2},
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: 3}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: 3}},
 			want:   want{typ: ingest.EventSucceeded, status: "Success", numRecords: 2, attempt: 1},
 			posts:  1, gets: 4,
 		},
@@ -151,19 +151,19 @@ func TestOutcomes(t *testing.T) {
 			// or the redelivery would trigger a second ingestion.
 			name:   "5xx through the first delivery's status checks, the redelivery resumes",
 			script: campaignsim.Script{Records: 3},
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: 4}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: 4}},
 			want:   want{typ: ingest.EventSucceeded, status: "Success", numRecords: 3, attempt: 1},
 			posts:  1, gets: 5,
 		},
 		{
 			name:   "500 bad URI is final after the retry budget",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError, Code: 500}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultError, Code: 500}},
 			want:   want{typ: ingest.EventRejected, reason: ingest.ReasonAPIError, attempt: 1},
 			posts:  4, gets: -1,
 		},
 		{
 			name:   "503 through every delivery ends failed on the last one",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError, Code: 503}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultError, Code: 503}},
 			config: func(c *worker.Config) { c.MaxDeliver, c.APIRetries = 3, 2 },
 			want:   want{typ: ingest.EventFailed, reason: ingest.ReasonAPIUnavailable, attempt: 1},
 			posts:  6, gets: -1,
@@ -193,10 +193,10 @@ func TestOutcomes(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("terminal event = %+v\nwant %+v\nevent: %+v\ncalls:%s", got, tt.want, ev.Event, fmtCalls(h.sim.Calls()))
 			}
-			if n := len(h.calls(org, mapping, campaignsim.OpTrigger)); n != tt.posts {
+			if n := len(h.calls(org, mapping, campaign.OpTrigger)); n != tt.posts {
 				t.Errorf("POSTs = %d, want %d; calls:%s", n, tt.posts, fmtCalls(h.sim.Calls()))
 			}
-			gets := len(h.calls(org, mapping, campaignsim.OpStatus))
+			gets := len(h.calls(org, mapping, campaign.OpStatus))
 			switch {
 			case tt.gets > 0 && gets != tt.gets:
 				t.Errorf("GETs = %d, want %d", gets, tt.gets)
@@ -233,7 +233,7 @@ func TestOutcomes(t *testing.T) {
 
 func acceptedPOSTs(h *harness, org, mapping string) int {
 	n := 0
-	for _, c := range h.calls(org, mapping, campaignsim.OpTrigger) {
+	for _, c := range h.calls(org, mapping, campaign.OpTrigger) {
 		if c.HTTPStatus == 200 && c.Status == "Success" {
 			n++
 		}
@@ -303,7 +303,7 @@ func TestBusyMapping(t *testing.T) {
 			if own := ev.RequestID != other; own != tt.own {
 				t.Errorf("event request %s, other request %s: own = %v, want %v", ev.RequestID, other, own, tt.own)
 			}
-			if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != tt.wantPOSTs {
+			if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != tt.wantPOSTs {
 				t.Errorf("POSTs = %d, want %d:%s", n, tt.wantPOSTs, fmtCalls(h.sim.Calls()))
 			}
 		})
@@ -339,7 +339,7 @@ func TestForbidden(t *testing.T) {
 	if ev.Type != ingest.EventRejected || ev.Reason != ingest.ReasonForbidden {
 		t.Errorf("event %+v, want rejected forbidden", ev.Event)
 	}
-	if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+	if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 		t.Errorf("POSTs = %d, want 1 (a 403 is not retried)", n)
 	}
 }
@@ -352,14 +352,14 @@ func TestTokenExpiredMidRun(t *testing.T) {
 	h.start(nil)
 	h.publish("ingest.commands.acme.XDM44", "", map[string]string{"Nats-Msg-Id": "warmup"})
 	h.events.Terminal(t, "warmup", 20*time.Second)
-	tokensBefore := len(h.calls("", "", campaignsim.OpToken))
+	tokensBefore := len(h.calls("", "", campaign.OpToken))
 	h.sim.ExpireTokens()
 	h.publish("ingest.commands.acme.XDM44", "", map[string]string{"Nats-Msg-Id": "after-expiry"})
 	ev := h.events.Terminal(t, "after-expiry", 20*time.Second)
 	if ev.Type != ingest.EventSucceeded {
 		t.Fatalf("event %+v, want succeeded", ev.Event)
 	}
-	if n := len(h.calls("", "", campaignsim.OpToken)) - tokensBefore; n != 1 {
+	if n := len(h.calls("", "", campaign.OpToken)) - tokensBefore; n != 1 {
 		t.Errorf("token requests after the expiry = %d, want exactly 1", n)
 	}
 	unauthorized := 0
@@ -398,7 +398,7 @@ func TestDuplicateCommands(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 			h.publish("ingest.commands.acme.XDM44", tt.body, tt.header)
 			time.Sleep(500 * time.Millisecond)
-			if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+			if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 				t.Errorf("POSTs = %d, want 1", n)
 			}
 			terminals := 0
@@ -431,12 +431,12 @@ func TestResumeAfterHandOff(t *testing.T) {
 	if ev.Type != ingest.EventSucceeded || ev.NumRecords != 9 {
 		t.Fatalf("event %+v, want succeeded with 9 records", ev.Event)
 	}
-	if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+	if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 		t.Errorf("POSTs = %d, want 1:%s", n, fmtCalls(h.sim.Calls()))
 	}
 	// The second worker polled the first one's request.
 	var resumed bool
-	for _, c := range h.calls("acme", "XDM44", campaignsim.OpStatus) {
+	for _, c := range h.calls("acme", "XDM44", campaign.OpStatus) {
 		if c.Time.After(stopped) && c.RequestID == ev.RequestID {
 			resumed = true
 		}
@@ -477,7 +477,7 @@ func TestExhaustedDeliveries(t *testing.T) {
 	if ev.Type != ingest.EventFailed || ev.Reason != ingest.ReasonAPIUnavailable || !strings.Contains(ev.Detail, "delivered 2 times") {
 		t.Errorf("event %+v, want failed api_unavailable after 2 deliveries", ev.Event)
 	}
-	if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 0 {
+	if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 0 {
 		t.Errorf("POSTs = %d, want 0", n)
 	}
 	h.settled()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
@@ -52,7 +53,7 @@ func TestRecoverFromTriggeredEvent(t *testing.T) {
 	if got.Type != ingest.EventSucceeded || got.RequestID != requestID || got.NumRecords != 4 {
 		t.Errorf("event %+v, want succeeded for the dead worker's request %s", got.Event, requestID)
 	}
-	if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+	if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 		t.Errorf("POSTs = %d, want 1 (the dead worker's):%s", n, fmtCalls(h.sim.Calls()))
 	}
 	h.settled()

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
@@ -237,7 +238,7 @@ func TestTenantIsolation(t *testing.T) {
 			}
 		}
 		for _, c := range h.sim.Calls() {
-			if c.Op == campaignsim.OpTrigger || c.Op == campaignsim.OpStatus {
+			if c.Op == campaign.OpTrigger || c.Op == campaign.OpStatus {
 				t.Errorf("API call after rejected commands: %s %s", c.Method, c.Path)
 			}
 		}
@@ -250,10 +251,10 @@ func TestTenantIsolation(t *testing.T) {
 		if ev := h.events.Terminal(t, "own-tenant", 10*time.Second); ev.Type != ingest.EventSucceeded {
 			t.Errorf("terminal %s/%s, want succeeded", ev.Type, ev.Reason)
 		}
-		if n := len(h.calls("globex", "XDM44", campaignsim.OpTrigger)); n != 0 {
+		if n := len(h.calls("globex", "XDM44", campaign.OpTrigger)); n != 0 {
 			t.Errorf("%d POSTs for globex", n)
 		}
-		if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+		if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 			t.Errorf("%d POSTs for acme, want 1", n)
 		}
 	})
@@ -427,7 +428,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	if ev := run("after-expiry", "XDM45"); ev.Type != ingest.EventSucceeded {
 		t.Errorf("after-expiry: %s/%s, want succeeded", ev.Type, ev.Reason)
 	}
-	fault := sim.InjectFault(campaignsim.Fault{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultUnauthorized})
+	fault := sim.InjectFault(campaignsim.Fault{Op: campaign.OpTrigger, Kind: campaignsim.FaultUnauthorized})
 	if ev := run("unauthorized", "XDM46"); ev.Reason != ingest.ReasonUnauthorized {
 		t.Errorf("unauthorized: %s/%s, want reason unauthorized", ev.Type, ev.Reason)
 	}
@@ -581,7 +582,7 @@ func TestCampaignCA(t *testing.T) {
 		if ev := h.events.Terminal(t, "trusted", 20*time.Second); ev.Type != ingest.EventSucceeded {
 			t.Errorf("terminal %s/%s, want succeeded", ev.Type, ev.Reason)
 		}
-		if n := len(h.calls("acme", "XDM44", campaignsim.OpTrigger)); n != 1 {
+		if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 			t.Errorf("%d POSTs, want 1", n)
 		}
 	})

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/internal/syncbuf"
 )
 
 func TestCallLog(t *testing.T) {
@@ -21,13 +24,13 @@ func TestCallLog(t *testing.T) {
 	e.do(http.MethodGet, "/nope", nil, "")
 
 	want := []Call{
-		{Time: epoch, Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDMFETCH/ingest", Op: OpTrigger,
+		{Time: epoch, Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDMFETCH/ingest", Op: campaign.OpTrigger,
 			Org: "acme", Mapping: "XDMFETCH", RequestID: "3520", Client: DemoClientID, APIKey: DemoClientID, HTTPStatus: 200, Status: "Success"},
-		{Time: epoch.Add(time.Second), Method: "GET", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDMFETCH/ingest", Op: OpStatus,
+		{Time: epoch.Add(time.Second), Method: "GET", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDMFETCH/ingest", Op: campaign.OpStatus,
 			Org: "acme", Mapping: "XDMFETCH", RequestID: "3520", Client: DemoClientID, APIKey: DemoClientID, HTTPStatus: 200, Status: "Failed", ErrorCode: "ACP-880056"},
-		{Time: epoch.Add(time.Second), Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/Test%20Doc%2F1/ingest", Op: OpTrigger,
+		{Time: epoch.Add(time.Second), Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/Test%20Doc%2F1/ingest", Op: campaign.OpTrigger,
 			Org: "acme", Mapping: "Test Doc/1", RequestID: "3521", Client: DemoClientID, APIKey: DemoClientID, HTTPStatus: 200, Status: "Success"},
-		{Time: epoch.Add(time.Second), Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDM44/ingest", Op: OpTrigger,
+		{Time: epoch.Add(time.Second), Method: "POST", Path: "/acme/campaign/dataIngestion/xdmIngestion/XDM44/ingest", Op: campaign.OpTrigger,
 			Org: "acme", Mapping: "XDM44", Client: DemoClientID, APIKey: "nope", HTTPStatus: 403, ErrorCode: "403003"},
 		{Time: epoch.Add(time.Second), Method: "GET", Path: "/nope", HTTPStatus: 404},
 	}
@@ -276,7 +279,7 @@ func TestPreload(t *testing.T) {
 }
 
 func TestUnknownRoute(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	e := newEnv(t, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, testMappings()...)
 	tests := []struct{ method, path string }{
 		{"GET", "/"},

@@ -243,7 +243,7 @@ func errorCases() []errorCase {
 			wantCode: 403, wantErrorCode: "403023"},
 		{name: "no_sql_role", header: clientOf("no-sql"), wantCode: 403},
 		{name: "bad_uri", path: ingestPath("nope", "XDM44"), wantCode: 500},
-		{name: "throttled", setup: fault(Fault{Op: OpTrigger, Kind: FaultThrottle, RetryAfter: 2 * time.Second}),
+		{name: "throttled", setup: fault(Fault{Op: campaign.OpTrigger, Kind: FaultThrottle, RetryAfter: 2 * time.Second}),
 			wantCode: 429, wantErrorCode: "429050", wantRetry: "2"},
 		{name: "throttled_usage_limit", setup: fault(Fault{Kind: FaultThrottle, ErrorCode: "429001", RetryAfter: 1500 * time.Millisecond}),
 			wantCode: 429, wantErrorCode: "429001", wantRetry: "2"},
@@ -258,7 +258,7 @@ func errorCases() []errorCase {
 			form: tokenForm(DemoClientID, "wrong", "client_credentials"), wantCode: 401, wantErrorCode: "invalid_client"},
 		{name: "ims_unsupported_grant", method: "POST", path: "/ims/token/v3",
 			form: tokenForm(DemoClientID, DemoClientSecret, "password"), wantCode: 400, wantErrorCode: "unsupported_grant_type"},
-		{name: "ims_unauthorized_fault", setup: fault(Fault{Op: OpToken, Kind: FaultUnauthorized}), method: "POST", path: "/ims/token/v3",
+		{name: "ims_unauthorized_fault", setup: fault(Fault{Op: campaign.OpToken, Kind: FaultUnauthorized}), method: "POST", path: "/ims/token/v3",
 			form: tokenForm(DemoClientID, DemoClientSecret, "client_credentials"), wantCode: 401, wantErrorCode: "invalid_client"},
 		{name: "token_of_revoked_client", header: func(e *env) http.Header {
 			tok := e.issue("other")
@@ -267,9 +267,9 @@ func errorCases() []errorCase {
 		}, wantCode: 401, wantErrorCode: "401013"},
 		{name: "ims_revoked_client", setup: func(e *env) { e.sim.RevokeClient("other") }, method: "POST", path: "/ims/token/v3",
 			form: tokenForm("other", "other-secret", "client_credentials"), wantCode: 401, wantErrorCode: "invalid_client"},
-		{name: "ims_server_error_fault", setup: fault(Fault{Op: OpToken, Kind: FaultError, Code: 500}), method: "POST", path: "/ims/token/v3",
+		{name: "ims_server_error_fault", setup: fault(Fault{Op: campaign.OpToken, Kind: FaultError, Code: 500}), method: "POST", path: "/ims/token/v3",
 			form: tokenForm(DemoClientID, DemoClientSecret, "client_credentials"), wantCode: 500, wantErrorCode: "server_error"},
-		{name: "ims_unavailable_fault", setup: fault(Fault{Op: OpToken, Kind: FaultError}), method: "POST", path: "/ims/token/v3",
+		{name: "ims_unavailable_fault", setup: fault(Fault{Op: campaign.OpToken, Kind: FaultError}), method: "POST", path: "/ims/token/v3",
 			form: tokenForm(DemoClientID, DemoClientSecret, "client_credentials"), wantCode: 503, wantErrorCode: "temporarily_unavailable"},
 		{name: "unknown_route", method: "GET", path: "/acme/campaign/profileAndServices/profile", wantCode: 404},
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/acme/campaign-ingest/campaign"
 )
 
 // Two credentials, each limited to its own organization.
@@ -47,21 +49,21 @@ func TestCallLogIdentity(t *testing.T) {
 		apiKey     string
 		httpStatus int
 	}{
-		{"token, form", func() { e.tokenRequest("acme-etl", "acme-secret") }, OpToken, "acme-etl", "", 200},
-		{"token, basic auth", func() { e.do("POST", "/ims/token/v3", basic, "grant_type=client_credentials") }, OpToken, "globex-etl", "", 200},
-		{"token, unknown client", func() { e.tokenRequest("nobody", "x") }, OpToken, "nobody", "", 401},
-		{"acme trigger", func() { e.do("POST", ingestPath("acme", "XDM44"), authHeader("acme-key", acmeTok), "") }, OpTrigger, "acme-etl", "acme-key", 200},
-		{"globex trigger", func() { e.do("POST", ingestPath("globex", "XDM95"), authHeader("globex-key", globexTok), "") }, OpTrigger, "globex-etl", "globex-key", 200},
+		{"token, form", func() { e.tokenRequest("acme-etl", "acme-secret") }, campaign.OpToken, "acme-etl", "", 200},
+		{"token, basic auth", func() { e.do("POST", "/ims/token/v3", basic, "grant_type=client_credentials") }, campaign.OpToken, "globex-etl", "", 200},
+		{"token, unknown client", func() { e.tokenRequest("nobody", "x") }, campaign.OpToken, "nobody", "", 401},
+		{"acme trigger", func() { e.do("POST", ingestPath("acme", "XDM44"), authHeader("acme-key", acmeTok), "") }, campaign.OpTrigger, "acme-etl", "acme-key", 200},
+		{"globex trigger", func() { e.do("POST", ingestPath("globex", "XDM95"), authHeader("globex-key", globexTok), "") }, campaign.OpTrigger, "globex-etl", "globex-key", 200},
 		{"globex status", func() {
 			e.do("GET", ingestPath("globex", "XDM95")+"?requestId=3521", authHeader("globex-key", globexTok), "")
-		}, OpStatus, "globex-etl", "globex-key", 200},
-		{"token of another key", func() { e.do("POST", ingestPath("globex", "XDM95"), authHeader("globex-key", acmeTok), "") }, OpTrigger, "acme-etl", "globex-key", 403},
-		{"no token", func() { e.do("POST", ingestPath("acme", "XDM44"), authHeader("acme-key", ""), "") }, OpTrigger, "", "acme-key", 403},
-		{"unknown token", func() { e.do("POST", ingestPath("acme", "XDM44"), authHeader("acme-key", "eyJnope"), "") }, OpTrigger, "", "acme-key", 401},
+		}, campaign.OpStatus, "globex-etl", "globex-key", 200},
+		{"token of another key", func() { e.do("POST", ingestPath("globex", "XDM95"), authHeader("globex-key", acmeTok), "") }, campaign.OpTrigger, "acme-etl", "globex-key", 403},
+		{"no token", func() { e.do("POST", ingestPath("acme", "XDM44"), authHeader("acme-key", ""), "") }, campaign.OpTrigger, "", "acme-key", 403},
+		{"unknown token", func() { e.do("POST", ingestPath("acme", "XDM44"), authHeader("acme-key", "eyJnope"), "") }, campaign.OpTrigger, "", "acme-key", 401},
 		{"faulted call", func() {
-			e.sim.InjectFault(Fault{Op: OpStatus, Kind: FaultError, Count: 1})
+			e.sim.InjectFault(Fault{Op: campaign.OpStatus, Kind: FaultError, Count: 1})
 			e.do("GET", ingestPath("acme", "XDM44")+"?requestId=3520", authHeader("acme-key", acmeTok), "")
-		}, OpStatus, "acme-etl", "acme-key", 503},
+		}, campaign.OpStatus, "acme-etl", "acme-key", 503},
 	}
 	for _, s := range steps {
 		s.do()

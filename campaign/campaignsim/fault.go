@@ -3,7 +3,6 @@ package campaignsim
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -17,15 +16,9 @@ import (
 	"github.com/acme/campaign-ingest/campaign"
 )
 
-// Operation names an API operation.
+// Operation names an API operation: campaign.OpTrigger, campaign.OpStatus
+// or campaign.OpToken.
 type Operation string
-
-// Operations.
-const (
-	OpTrigger Operation = "trigger" // POST …/ingest
-	OpStatus  Operation = "status"  // GET …/ingest
-	OpToken   Operation = "token"   // POST /ims/token/v3
-)
 
 // FaultKind is what an injected fault does to a call.
 type FaultKind string
@@ -121,7 +114,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 
 func (f Fault) validate() error {
 	switch {
-	case f.Op != "" && f.Op != OpTrigger && f.Op != OpStatus && f.Op != OpToken:
+	case f.Op != "" && f.Op != campaign.OpTrigger && f.Op != campaign.OpStatus && f.Op != campaign.OpToken:
 		return fmt.Errorf("fault: unknown op %q", f.Op)
 	case !f.Kind.valid():
 		return fmt.Errorf("fault: unknown kind %q", f.Kind)
@@ -238,18 +231,6 @@ func (fs *faultSet) pick(op Operation, org, mapping string) (*Fault, time.Durati
 	return chosen, latency
 }
 
-// sleep waits d or until ctx is done, and reports whether it waited d.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // gatewayMessages are the messages of the gateway's error answers.
 var gatewayMessages = map[int]string{
 	http.StatusTooManyRequests:    "Too many requests",
@@ -268,7 +249,7 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, c *Call, f *
 		code := cmp.Or(f.Code, http.StatusServiceUnavailable)
 		body := errBadURI.body
 		switch {
-		case c.Op == OpToken:
+		case c.Op == campaign.OpToken:
 			c.ErrorCode = cmp.Or(f.ErrorCode, imsErrorFor(code))
 			body = mustJSON(imsError{c.ErrorCode, http.StatusText(code)})
 		case code != http.StatusInternalServerError:
@@ -286,7 +267,7 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, c *Call, f *
 		writeJSON(w, http.StatusTooManyRequests, mustJSON(campaign.GatewayError{ErrorCode: c.ErrorCode, Message: gatewayMessages[429]}))
 	case FaultUnauthorized:
 		c.HTTPStatus = http.StatusUnauthorized
-		if c.Op == OpToken {
+		if c.Op == campaign.OpToken {
 			c.ErrorCode = "invalid_client"
 			writeJSON(w, http.StatusUnauthorized, errIMSClientID.body)
 			return
@@ -325,9 +306,9 @@ func imsErrorFor(code int) string {
 // malformedBody is a truncated answer of the call's operation.
 func malformedBody(c *Call) []byte {
 	switch c.Op {
-	case OpToken:
+	case campaign.OpToken:
 		return []byte(`{"access_token":"eyJhbGciOiJSUzI1NiIsIng1dSI6Imltc19uYTEta2V5LWF0LTEuY2VyIiwia2lk`)
-	case OpTrigger:
+	case campaign.OpTrigger:
 		return []byte(`{"requestId": ` + cmp.Or(c.RequestID, "0") + `, "info": "Ingestion request submitted successfully for the Mapping ID: ` + c.Mapping)
 	}
 	return []byte(`{"batchId":"","info":"Mapping Id: ` + c.Mapping + `.","numRecords":0,"requestId":` + cmp.Or(c.RequestID, "0"))

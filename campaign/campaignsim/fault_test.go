@@ -22,25 +22,25 @@ func TestFaultKinds(t *testing.T) {
 		wantRetry string
 		check     func(t *testing.T, body []byte)
 	}{
-		{name: "latency", fault: Fault{Kind: FaultLatency, Latency: 20 * time.Millisecond}, op: OpTrigger, wantCode: 200,
+		{name: "latency", fault: Fault{Kind: FaultLatency, Latency: 20 * time.Millisecond}, op: campaign.OpTrigger, wantCode: 200,
 			check: wantJSONStatus(campaign.StatusSuccess)},
-		{name: "error_default_503", fault: Fault{Kind: FaultError}, op: OpTrigger, wantCode: 503},
-		{name: "error_on_status", fault: Fault{Op: OpStatus, Kind: FaultError, Code: 504}, op: OpStatus, wantCode: 504},
-		{name: "error_on_token", fault: Fault{Op: OpToken, Kind: FaultError, Code: 502}, op: OpToken, wantCode: 502},
-		{name: "throttle_rounds_up", fault: Fault{Kind: FaultThrottle, RetryAfter: 2100 * time.Millisecond}, op: OpStatus,
+		{name: "error_default_503", fault: Fault{Kind: FaultError}, op: campaign.OpTrigger, wantCode: 503},
+		{name: "error_on_status", fault: Fault{Op: campaign.OpStatus, Kind: FaultError, Code: 504}, op: campaign.OpStatus, wantCode: 504},
+		{name: "error_on_token", fault: Fault{Op: campaign.OpToken, Kind: FaultError, Code: 502}, op: campaign.OpToken, wantCode: 502},
+		{name: "throttle_rounds_up", fault: Fault{Kind: FaultThrottle, RetryAfter: 2100 * time.Millisecond}, op: campaign.OpStatus,
 			wantCode: 429, wantRetry: "3"},
-		{name: "throttle_at_least_1s", fault: Fault{Kind: FaultThrottle}, op: OpTrigger, wantCode: 429, wantRetry: "1"},
-		{name: "drop", fault: Fault{Kind: FaultDrop}, op: OpTrigger, wantDrop: true},
-		{name: "drop_token", fault: Fault{Kind: FaultDrop}, op: OpToken, wantDrop: true},
-		{name: "malformed_trigger", fault: Fault{Kind: FaultMalformed}, op: OpTrigger, wantCode: 200, check: wantInvalidJSON},
-		{name: "malformed_status", fault: Fault{Kind: FaultMalformed}, op: OpStatus, wantCode: 200, check: wantInvalidJSON},
-		{name: "malformed_token", fault: Fault{Kind: FaultMalformed}, op: OpToken, wantCode: 200, check: wantInvalidJSON},
-		{name: "oversized", fault: Fault{Kind: FaultOversized}, op: OpStatus, wantCode: 200, check: func(t *testing.T, b []byte) {
+		{name: "throttle_at_least_1s", fault: Fault{Kind: FaultThrottle}, op: campaign.OpTrigger, wantCode: 429, wantRetry: "1"},
+		{name: "drop", fault: Fault{Kind: FaultDrop}, op: campaign.OpTrigger, wantDrop: true},
+		{name: "drop_token", fault: Fault{Kind: FaultDrop}, op: campaign.OpToken, wantDrop: true},
+		{name: "malformed_trigger", fault: Fault{Kind: FaultMalformed}, op: campaign.OpTrigger, wantCode: 200, check: wantInvalidJSON},
+		{name: "malformed_status", fault: Fault{Kind: FaultMalformed}, op: campaign.OpStatus, wantCode: 200, check: wantInvalidJSON},
+		{name: "malformed_token", fault: Fault{Kind: FaultMalformed}, op: campaign.OpToken, wantCode: 200, check: wantInvalidJSON},
+		{name: "oversized", fault: Fault{Kind: FaultOversized}, op: campaign.OpStatus, wantCode: 200, check: func(t *testing.T, b []byte) {
 			if len(b) < 2<<20 || !json.Valid(b) {
 				t.Errorf("body of %d bytes (valid JSON: %v), want valid JSON of at least 2 MiB", len(b), json.Valid(b))
 			}
 		}},
-		{name: "unauthorized", fault: Fault{Kind: FaultUnauthorized}, op: OpStatus, wantCode: 401},
+		{name: "unauthorized", fault: Fault{Kind: FaultUnauthorized}, op: campaign.OpStatus, wantCode: 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +71,7 @@ func TestFaultKinds(t *testing.T) {
 			if len(calls) != 1 || calls[0].Fault != tt.fault.Kind || calls[0].Op != tt.op || calls[0].HTTPStatus != tt.wantCode {
 				t.Fatalf("call log %+v, want one %s call with fault %q and HTTP %d", calls, tt.op, tt.fault.Kind, tt.wantCode)
 			}
-			if tt.op == OpStatus && calls[0].RequestID != "3520" {
+			if tt.op == campaign.OpStatus && calls[0].RequestID != "3520" {
 				t.Errorf("call log of a faulted status call: requestId %q, want the one asked for", calls[0].RequestID)
 			}
 		})
@@ -83,9 +83,9 @@ func TestFaultKinds(t *testing.T) {
 func (e *env) callOp(op Operation) (response, error) {
 	e.t.Helper()
 	switch op {
-	case OpTrigger:
+	case campaign.OpTrigger:
 		return e.try(http.MethodPost, ingestPath("acme", "XDM44"), e.auth(), "")
-	case OpStatus:
+	case campaign.OpStatus:
 		return e.try(http.MethodGet, ingestPath("acme", "XDM44")+"?requestId=3520", e.auth(), "")
 	}
 	form := url.Values{"client_id": {DemoClientID}, "client_secret": {DemoClientSecret}, "grant_type": {"client_credentials"}}
@@ -134,10 +134,10 @@ func TestFaultCountAndRate(t *testing.T) {
 		// P(outside [50, 150] | n=200, p=0.5) < 1e-12.
 		{"rate_half", Fault{Kind: FaultError, Rate: 0.5}, 200, 50, 150},
 		{"rate_and_count", Fault{Kind: FaultError, Rate: 0.5, Count: 5}, 200, 5, 5},
-		{"other_op", Fault{Op: OpTrigger, Kind: FaultError}, 10, 0, 0},
+		{"other_op", Fault{Op: campaign.OpTrigger, Kind: FaultError}, 10, 0, 0},
 		{"other_mapping", Fault{Kind: FaultError, Mapping: "XDMFETCH"}, 10, 0, 0},
 		{"other_org", Fault{Kind: FaultError, Org: "globex"}, 10, 0, 0},
-		{"matching_filters", Fault{Op: OpStatus, Kind: FaultError, Org: "acme", Mapping: "XDM44", Count: 2}, 10, 2, 2},
+		{"matching_filters", Fault{Op: campaign.OpStatus, Kind: FaultError, Org: "acme", Mapping: "XDM44", Count: 2}, 10, 2, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,7 +185,7 @@ func TestFaultAfterProcessing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Options{}, testMappings()...)
-			e.sim.InjectFault(Fault{Op: OpTrigger, Kind: FaultDrop, Count: 1, AfterProcessing: tt.after})
+			e.sim.InjectFault(Fault{Op: campaign.OpTrigger, Kind: FaultDrop, Count: 1, AfterProcessing: tt.after})
 			if r, err := e.try(http.MethodPost, ingestPath("acme", "XDMNEVER"), e.auth(), ""); err == nil {
 				t.Fatalf("HTTP %d %s, want a dropped connection", r.code, r.body)
 			}
@@ -231,7 +231,7 @@ func TestFaultJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(in), &f); err != nil {
 		t.Fatal(err)
 	}
-	want := Fault{Op: OpStatus, Kind: FaultThrottle, RetryAfter: 2 * time.Second, Count: 3, Rate: 0.25, Org: "acme", Mapping: "XDM44"}
+	want := Fault{Op: campaign.OpStatus, Kind: FaultThrottle, RetryAfter: 2 * time.Second, Count: 3, Rate: 0.25, Org: "acme", Mapping: "XDM44"}
 	if f != want {
 		t.Errorf("decoded %+v\nwant    %+v", f, want)
 	}

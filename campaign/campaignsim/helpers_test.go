@@ -181,22 +181,3 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Errorf("body differs from %s\n got: %q\nwant: %q", path, got, want)
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for a logger in one goroutine and a
-// test reading it in another.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}

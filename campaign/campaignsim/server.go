@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/internal/pause"
 )
 
 // Demo credential: the client New creates when Options.Clients is empty. It
@@ -109,9 +110,9 @@ func New(opts Options) *Server {
 func (s *Server) routes() {
 	const ingest = "/{org}/campaign/dataIngestion/xdmIngestion/{mapping}/ingest"
 	mux := http.NewServeMux()
-	mux.Handle("POST "+ingest, s.api(OpTrigger, s.trigger))
-	mux.Handle("GET "+ingest, s.api(OpStatus, s.status))
-	mux.Handle("POST /ims/token/v3", s.api(OpToken, s.token))
+	mux.Handle("POST "+ingest, s.api(campaign.OpTrigger, s.trigger))
+	mux.Handle("GET "+ingest, s.api(campaign.OpStatus, s.status))
+	mux.Handle("POST /ims/token/v3", s.api(campaign.OpToken, s.token))
 	s.adminRoutes(mux)
 	mux.HandleFunc("/", s.unknownRoute)
 	s.mux = mux
@@ -143,7 +144,7 @@ func (s *Server) api(op Operation, h func(*http.Request, *Call) answer) http.Han
 		s.identify(r, &c)
 		f, latency := s.faults.pick(op, c.Org, c.Mapping)
 		if latency > 0 {
-			if !sleep(r.Context(), latency) {
+			if pause.For(r.Context(), latency) != nil {
 				return // the caller went away
 			}
 			c.Fault = FaultLatency
@@ -152,7 +153,7 @@ func (s *Server) api(op Operation, h func(*http.Request, *Call) answer) http.Han
 		switch {
 		case f == nil || f.AfterProcessing:
 			a = h(r, &c)
-		case op == OpStatus:
+		case op == campaign.OpStatus:
 			c.RequestID = r.URL.Query().Get("requestId") // for the call log
 		}
 		if f != nil {
@@ -171,7 +172,7 @@ func (s *Server) api(op Operation, h func(*http.Request, *Call) answer) http.Han
 // was issued to, if the server issued it (revoked and expired tokens
 // included, until expired ones are swept). Faults do not change them.
 func (s *Server) identify(r *http.Request, c *Call) {
-	if c.Op == OpToken {
+	if c.Op == campaign.OpToken {
 		c.Client, _ = tokenCredentials(r)
 		return
 	}

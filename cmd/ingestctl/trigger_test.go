@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/internal/testenv"
 )
@@ -134,7 +135,7 @@ func TestTriggerWaitMissesNothing(t *testing.T) {
 					t.Errorf("stdout holds %q %d times, want once:\n%s", want, strings.Count(res.stdout, want), res.stdout)
 				}
 			}
-			if n := len(testenv.Calls(e.sim, "acme", instant, campaignsim.OpTrigger)); n != 1 {
+			if n := len(testenv.Calls(e.sim, "acme", instant, campaign.OpTrigger)); n != 1 {
 				t.Errorf("POSTs = %d, want 1", n)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 )
 
@@ -79,19 +80,19 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	switch {
 	case r.URL.Path == "/ims/token/v3":
-		c.Op = campaignsim.OpToken
+		c.Op = campaign.OpToken
 	case len(parts) == 6 && r.Method == http.MethodPost:
-		c.Op, c.Mapping = campaignsim.OpTrigger, parts[4]
+		c.Op, c.Mapping = campaign.OpTrigger, parts[4]
 	case len(parts) == 6:
-		c.Op, c.Mapping = campaignsim.OpStatus, parts[4]
+		c.Op, c.Mapping = campaign.OpStatus, parts[4]
 	}
 	rec := &recorder{ResponseWriter: w}
 	defer func() {
 		// A dropped connection panics with http.ErrAbortHandler: log it too.
 		c.Time, c.Code = time.Now(), rec.code
-		if c.Op != campaignsim.OpToken {
+		if c.Op != campaign.OpToken {
 			c.Status = jsonString(rec.head.Bytes(), "status")
-			if c.Op == campaignsim.OpTrigger {
+			if c.Op == campaign.OpTrigger {
 				c.RequestID = jsonNumber(rec.head.Bytes(), "requestId")
 			}
 		}

@@ -12,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/internal/pause"
 )
 
 // ChaosConfig is a chaos/soak run. The zero value of a field means its
@@ -278,7 +280,7 @@ func (ch *chaos) publish(ctx context.Context, cmds []ingest.Command) error {
 			time.Sleep(500 * time.Millisecond)
 		}
 		if ctx.Err() == nil {
-			sleepCtx(ctx, every)
+			_ = pause.For(ctx, every)
 		}
 	}
 	return nil
@@ -398,24 +400,15 @@ func (ch *chaos) close() {
 // the simulator knows.
 func injectFaults(sim *campaignsim.Server) {
 	for _, f := range []campaignsim.Fault{
-		{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 503, Rate: 0.03},
-		{Op: campaignsim.OpStatus, Kind: campaignsim.FaultDrop, Rate: 0.01},
-		{Op: campaignsim.OpStatus, Kind: campaignsim.FaultMalformed, Rate: 0.01},
-		{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Rate: 0.01},
-		{Op: campaignsim.OpStatus, Kind: campaignsim.FaultLatency, Latency: 2500 * time.Millisecond, Rate: 0.005},
-		{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError, Code: 502, Rate: 0.02},
-		{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultDrop, Rate: 0.02, AfterProcessing: true},
-		{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Rate: 0.01},
+		{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 503, Rate: 0.03},
+		{Op: campaign.OpStatus, Kind: campaignsim.FaultDrop, Rate: 0.01},
+		{Op: campaign.OpStatus, Kind: campaignsim.FaultMalformed, Rate: 0.01},
+		{Op: campaign.OpStatus, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Rate: 0.01},
+		{Op: campaign.OpStatus, Kind: campaignsim.FaultLatency, Latency: 2500 * time.Millisecond, Rate: 0.005},
+		{Op: campaign.OpTrigger, Kind: campaignsim.FaultError, Code: 502, Rate: 0.02},
+		{Op: campaign.OpTrigger, Kind: campaignsim.FaultDrop, Rate: 0.02, AfterProcessing: true},
+		{Op: campaign.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Rate: 0.01},
 	} {
 		sim.InjectFault(f)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
 	}
 }

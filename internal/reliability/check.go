@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
@@ -234,7 +235,7 @@ func Check(cmds []ingest.Command, events []ingest.Event, sim *campaignsim.Server
 		requests[q.Org+"/"+q.Mapping]++
 	}
 	for _, c := range sim.Calls() {
-		if c.Op == campaignsim.OpTrigger {
+		if c.Op == campaign.OpTrigger {
 			r.POSTs++
 		}
 	}
@@ -285,7 +286,7 @@ func (r *Report) AddHandOvers(ds ...time.Duration) {
 func Resumes(calls []Call, proc int, at time.Time, done map[string]time.Time) (resumes []time.Duration, missing []string) {
 	last := map[string]Call{}
 	for _, c := range calls {
-		if c.Op == campaignsim.OpStatus && c.Time.Before(at) && c.RequestID != "" {
+		if c.Op == campaign.OpStatus && c.Time.Before(at) && c.RequestID != "" {
 			last[c.RequestID] = c
 		}
 	}
@@ -300,12 +301,12 @@ func Resumes(calls []Call, proc int, at time.Time, done map[string]time.Time) (r
 		// the pull it waits on) before it hands its jobs back: a request it
 		// found finished itself was not handed over.
 		if slices.ContainsFunc(calls, func(n Call) bool {
-			return n.Op == campaignsim.OpStatus && n.RequestID == id && n.Proc == proc && !n.Time.Before(at) && terminalStatus(n.Status)
+			return n.Op == campaign.OpStatus && n.RequestID == id && n.Proc == proc && !n.Time.Before(at) && terminalStatus(n.Status)
 		}) {
 			continue
 		}
 		i := slices.IndexFunc(calls, func(n Call) bool {
-			return n.Op == campaignsim.OpStatus && n.RequestID == id && n.Proc != proc && !n.Time.Before(at)
+			return n.Op == campaign.OpStatus && n.RequestID == id && n.Proc != proc && !n.Time.Before(at)
 		})
 		if i < 0 {
 			missing = append(missing, id)

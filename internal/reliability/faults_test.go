@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/reliability"
@@ -47,97 +48,97 @@ func TestAPIFaults(t *testing.T) {
 	}{
 		{
 			name:   "latency beyond the client timeout, twice",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultLatency, Latency: apiTimeout + 500*time.Millisecond, Count: 2}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultLatency, Latency: apiTimeout + 500*time.Millisecond, Count: 2}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "latency beyond the client timeout, always",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultLatency, Latency: apiTimeout + 500*time.Millisecond}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultLatency, Latency: apiTimeout + 500*time.Millisecond}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable,
 		},
 		{
 			name:   "503 burst longer than one delivery's retries",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: apiRetries + 1}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 503, Count: apiRetries + 1}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "503 on every POST",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError, Code: 503}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultError, Code: 503}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable, requests: -1,
 		},
 		{
 			name:   "502 on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 502}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 502}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable,
 		},
 		{
 			name:   "500 check your URI on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultError, Code: 500}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultError, Code: 500}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIError,
 		},
 		{
 			name:   "429 with Retry-After once",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, RetryAfter: 2 * time.Second, Count: 1}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultThrottle, RetryAfter: 2 * time.Second, Count: 1}},
 			want:   ingest.EventSucceeded, retryAfter: 2 * time.Second,
 		},
 		{
 			name:   "429 on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable, retryAfter: time.Second,
 		},
 		{
 			name:   "429 on the POST",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Count: 2}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultThrottle, RetryAfter: time.Second, Count: 2}},
 			want:   ingest.EventSucceeded, retryAfter: time.Second,
 		},
 		{
 			name:   "dropped status answers",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultDrop, Count: 2}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultDrop, Count: 2}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "dropped connection on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultDrop}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultDrop}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable, replayed: true,
 		},
 		{
 			name:   "POST answer dropped after the request was submitted",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultDrop, Count: 1, AfterProcessing: true}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultDrop, Count: 1, AfterProcessing: true}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "POST answer malformed after the request was submitted",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultMalformed, Count: 1, AfterProcessing: true}},
+			faults: []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultMalformed, Count: 1, AfterProcessing: true}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "malformed status answers",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultMalformed, Count: 2}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultMalformed, Count: 2}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "malformed on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultMalformed}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultMalformed}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable,
 		},
 		{
 			name:   "oversized status answer",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultOversized, Count: 1}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultOversized, Count: 1}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "oversized on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultOversized}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultOversized}},
 			want:   ingest.EventFailed, reason: ingest.ReasonAPIUnavailable,
 		},
 		{
 			name:   "unauthorized once mid-run",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultUnauthorized, Count: 1}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultUnauthorized, Count: 1}},
 			want:   ingest.EventSucceeded,
 		},
 		{
 			name:   "unauthorized on every status call",
-			faults: []campaignsim.Fault{{Op: campaignsim.OpStatus, Kind: campaignsim.FaultUnauthorized}},
+			faults: []campaignsim.Fault{{Op: campaign.OpStatus, Kind: campaignsim.FaultUnauthorized}},
 			want:   ingest.EventFailed, reason: ingest.ReasonUnauthorized,
 		},
 	}

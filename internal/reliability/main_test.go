@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/reliability"
@@ -156,7 +157,7 @@ func (r *rig) polling(cmds []ingest.Command, timeout time.Duration) {
 	for {
 		checks := map[string]int{}
 		for _, c := range r.api.Calls() {
-			if c.Op == campaignsim.OpStatus && c.Status == "In Progress" {
+			if c.Op == campaign.OpStatus && c.Status == "In Progress" {
 				checks[c.Mapping]++
 			}
 		}
@@ -203,7 +204,7 @@ func (r *rig) postsPerCommand(cmds []ingest.Command) {
 	r.t.Helper()
 	posts := map[string]int{}
 	for _, c := range r.api.Sim.Calls() {
-		if c.Op == campaignsim.OpTrigger {
+		if c.Op == campaign.OpTrigger {
 			posts[c.Mapping]++
 		}
 	}

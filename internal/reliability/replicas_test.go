@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/internal/reliability"
 )
@@ -98,7 +99,7 @@ func busiest(calls []reliability.Call, ws []*reliability.Worker) *reliability.Wo
 	since := time.Now().Add(-time.Second)
 	reqs := map[int]map[string]bool{}
 	for _, c := range calls {
-		if c.Op == campaignsim.OpStatus && c.Time.After(since) {
+		if c.Op == campaign.OpStatus && c.Time.After(since) {
 			if reqs[c.Proc] == nil {
 				reqs[c.Proc] = map[string]bool{}
 			}

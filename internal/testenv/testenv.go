@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
@@ -164,7 +165,7 @@ func (e *Events) Terminal(t testing.TB, commandID string, timeout time.Duration)
 func Calls(sim *campaignsim.Server, org, mapping string, op campaignsim.Operation) []campaignsim.Call {
 	var out []campaignsim.Call
 	for _, c := range sim.Calls() {
-		if c.Op == op && (op == campaignsim.OpToken || c.Org == org && c.Mapping == mapping) {
+		if c.Op == op && (op == campaign.OpToken || c.Org == org && c.Mapping == mapping) {
 			out = append(out, c)
 		}
 	}
