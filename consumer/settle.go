@@ -43,8 +43,9 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.M
 		// publish a duplicate that the stream drops.
 		log.Warn("cannot record the job as done", "err", err)
 	}
+	first := c.counted(*ev, ack)
 	c.ack(log, msg)
-	if c.counted(*ev, ack) {
+	if first {
 		log.Info("command finished", "outcome", ev.Type, "reason", ev.Reason, "requestId", ev.RequestID,
 			"status", ev.Status, "numRecords", ev.NumRecords, "polls", ev.Polls, "attempt", ev.Attempt)
 		return
