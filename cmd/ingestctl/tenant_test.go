@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/natsembed"
 	"github.com/acme/campaign-ingest/worker"
 )
@@ -207,6 +209,14 @@ func TestTenant(t *testing.T) {
 			t.Errorf("exit %d, records %+v; stderr %q", res.code, recs, res.stderr)
 		}
 	})
+	t.Run("a read large enough for flow control", func(t *testing.T) {
+		// The server asks for a flow control reply once 1 MiB is pending.
+		e.putRecords(t, "acme", "BULK", 40, 64<<10)
+		res := e.as(t, "acme", "jobs", "--org", "acme", "--mapping", "BULK", "-o", "json")
+		if n := len(parseLines[ingest.Record](t, res.stdout)); res.code != exitOK || n != 40 {
+			t.Errorf("exit %d, %d records, want 40; stderr %q", res.code, n, res.stderr)
+		}
+	})
 
 	denials := []struct {
 		name string
@@ -286,4 +296,23 @@ func (e *tenantEnv) ctlProgress(t *testing.T, org string, args ...string) result
 		a.progress = func() bool { return true }
 		a.progressEvery = 10 * time.Millisecond
 	}, args...)
+}
+
+// putRecords writes n done job records of org's mapping, each padded to
+// about size bytes, as the worker's user.
+func (e *tenantEnv) putRecords(t *testing.T, org, mapping string, n, size int) {
+	t.Helper()
+	_, js := testenv.Connect(t, e.url, nats.UserInfo("worker", tenantPassword))
+	kv, err := js.KeyValue(context.Background(), "INGEST_JOBS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := strings.Repeat("x", size)
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", strings.ToLower(mapping), i)
+		rec := fmt.Sprintf(`{"commandId":%q,"organization":%q,"mappingId":%q,"phase":"done","pad":%q}`, id, org, mapping, pad)
+		if _, err := kv.Put(context.Background(), layout.RecordKey(org, id), []byte(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
