@@ -26,7 +26,9 @@ func TestMissing(t *testing.T) {
 		{name: "jobs without the bucket", url: bare, args: []string{"jobs"}, wantCode: exitNATS,
 			want: []string{"no bucket INGEST_JOBS", "go run ./cmd/ingest-worker"}},
 		{name: "no server", url: "nats://127.0.0.1:1", args: []string{"events"}, wantCode: exitNATS,
-			want: []string{"connect to nats at nats://127.0.0.1:1", "is the worker running?", "--server / INGEST_NATS_URL"}},
+			want: []string{"connect to nats at nats://127.0.0.1:1", "is the worker running?", "--server / NATS_URL / INGEST_NATS_URL"}},
+		{name: "no server, given with -s", args: []string{"jobs", "-s", "nats://127.0.0.1:1"}, wantCode: exitNATS,
+			want: []string{"connect to nats at nats://127.0.0.1:1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,6 +75,10 @@ func TestUsage(t *testing.T) {
 		{name: "negative since", args: []string{"events", "--since", "-1h"}, wantCode: exitUsage, wantStderr: "--since -1h0m0s is negative"},
 		{name: "unknown job state", args: []string{"jobs", "--state", "failed"}, wantCode: exitUsage, wantStderr: `--state "failed": want running or done`},
 		{name: "zero limit", args: []string{"jobs", "--limit", "0"}, wantCode: exitUsage, wantStderr: "--limit must be at least 1"},
+		{name: "invalid job organization", args: []string{"jobs", "--org", "a.b"}, wantCode: exitUsage, wantStderr: `--org "a.b" is not a valid organization`},
+		{name: "unknown output format", args: []string{"events", "-o", "yaml"}, wantCode: exitUsage, wantStderr: `invalid value "yaml" for flag -o: want text or json`},
+		{name: "unknown nats context", args: []string{"events", "--context", "nope"}, wantCode: exitUsage, wantStderr: `nats context "nope": no configuration directory`},
+		{name: "exit codes", args: []string{"help"}, wantCode: exitOK, wantStdout: "  8  permission denied"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

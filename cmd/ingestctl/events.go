@@ -62,30 +62,37 @@ func (f eventFilter) validate() error {
 	return nil
 }
 
-// subjects are the stream filter subjects of f.
-func (f eventFilter) subjects() []string {
-	tok := func(s string) string {
-		if s == "" {
-			return "*"
-		}
-		return s
+// subject is the stream filter subject of f: its organization, mapping
+// and, when f has exactly one, type. A consumer has one filter subject,
+// carried in its API subject, so that a user may be allowed to read its
+// organization's events only; several types are picked by match.
+func (f eventFilter) subject() string {
+	if len(f.types) == 1 {
+		return layout.EventPrefix + wildcard(f.org) + "." + wildcard(f.mapping) + "." + string(f.types[0])
 	}
-	prefix := layout.EventPrefix + tok(f.org) + "." + tok(f.mapping) + "."
-	if len(f.types) == 0 {
-		return []string{prefix + "*"}
-	}
-	out := make([]string, len(f.types))
-	for i, t := range f.types {
-		out[i] = prefix + string(t)
-	}
-	return out
+	return layout.MappingEvents(f.org, f.mapping)
 }
 
+func wildcard(tok string) string {
+	if tok == "" {
+		return "*"
+	}
+	return tok
+}
+
+// match reports whether an event read on f.subject() is one of f's.
 func (f eventFilter) match(r received) bool {
+	if len(f.types) > 1 {
+		typ := r.subject[strings.LastIndexByte(r.subject, '.')+1:]
+		if !slices.Contains(f.types, ingest.EventType(typ)) {
+			return false
+		}
+	}
 	return f.commandID == "" || r.CommandID == f.commandID
 }
 
-// events is `ingestctl events`.
+// events is `ingestctl events`. With --org it reads only that
+// organization's events.
 func (a *app) events(ctx context.Context, args []string) error {
 	var (
 		conn   connFlags
@@ -93,16 +100,16 @@ func (a *app) events(ctx context.Context, args []string) error {
 		types  string
 		since  time.Duration
 		follow bool
-		asJSON bool
+		out    output
 	)
-	fs := a.newFlagSet("events", "[--org O] [--mapping M] [--type T,...] [--id ID] [--since 1h] [--follow] [--json]", &conn)
-	fs.StringVar(&f.org, "org", "", "only this organization")
+	fs := a.newFlagSet("events", "[--org O] [--mapping M] [--type T,...] [--id ID] [--since 1h] [-f] [-o json]", &conn)
+	fs.StringVar(&f.org, "org", "", "only this organization (required for a user restricted to one)")
 	fs.StringVar(&f.mapping, "mapping", "", "only this mapping id")
 	fs.StringVar(&types, "type", "", "only these event types, comma-separated: "+joinTypes()+", or terminal")
 	fs.StringVar(&f.commandID, "id", "", "only this command id")
 	fs.DurationVar(&since, "since", time.Hour, "start this long ago; 0 reads the whole stream")
-	fs.BoolVar(&follow, "follow", false, "keep printing new events until interrupted")
-	fs.BoolVar(&asJSON, "json", false, "print each event as one JSON object (the event body plus \"subject\")")
+	followFlag(fs, &follow, "keep printing new events until interrupted")
+	out.register(fs, "each event as one JSON object (the event body plus \"subject\")")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -116,30 +123,33 @@ func (a *app) events(ctx context.Context, args []string) error {
 	if since < 0 {
 		return usageErrorf("--since %s is negative", since)
 	}
-	s, err := conn.connect()
+	s, err := a.connect(ctx, &conn)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	st, err := s.stream(ctx, layout.EventStream)
-	if err != nil {
-		return err
+	if f.org == "" {
+		s.setHint(orgHint)
 	}
 	var from startAt
 	if since > 0 {
 		from.time = a.now().Add(-since)
 	}
-	r, err := openEvents(ctx, st, f.subjects(), from)
+	r, err := s.open(s.ctx, layout.EventStream, f.subject(), from)
 	if err != nil {
 		return err
 	}
-	defer r.close()
-	out := eventPrinter{a: a, json: asJSON}
+	return a.printEvents(s, r, f, follow, eventPrinter{a: a, json: out.json})
+}
+
+// printEvents prints r's backlog of events matching f, then with follow
+// every new one until the session's context ends.
+func (a *app) printEvents(s *session, r *reader, f eventFilter, follow bool, out eventPrinter) error {
 	for n := uint64(0); follow || n < r.backlog; n++ {
-		ev, err := r.next(ctx)
+		ev, err := nextEvent(s.ctx, r)
 		switch {
-		case follow && ctx.Err() != nil:
-			return nil
+		case follow && s.ctx.Err() != nil && s.denied() == nil:
+			return nil // interrupted
 		case errors.Is(err, errNotEvent):
 			fmt.Fprintln(a.stderr, "ingestctl: skipped:", err)
 			continue

@@ -100,7 +100,7 @@ func TestEventsFollow(t *testing.T) {
 	defer cancel()
 	code := make(chan int, 1)
 	go func() {
-		code <- newApp(pw, &stderr).run(ctx, []string{"events", "--follow", "--json", "--org", "acme", "--server", e.url})
+		code <- newTestApp(pw, &stderr).run(ctx, []string{"events", "--follow", "--json", "--org", "acme", "--server", e.url})
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)

@@ -17,6 +17,7 @@ const (
 	exitRejected    = 5   // the command was rejected (not run)
 	exitTimedOut    = 6   // the job's deadline passed while the ingestion was running
 	exitNoAnswer    = 7   // no terminal event within --wait-timeout (the job may still end later)
+	exitDenied      = 8   // NATS refused the user a subject it needed (permission violation)
 	exitInterrupted = 130 // interrupted (SIGINT or SIGTERM) while waiting
 )
 
@@ -33,6 +34,7 @@ var exitCodes = []struct {
 	{exitRejected, "the command was rejected (not run)"},
 	{exitTimedOut, "the command timed out (its deadline passed while running)"},
 	{exitNoAnswer, "no terminal event within --wait-timeout (the job may still end later)"},
+	{exitDenied, "permission denied: the NATS user may not publish or subscribe to a subject needed"},
 	{exitInterrupted, "interrupted while waiting"},
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/acme/campaign-ingest/ingest"
 )
@@ -26,9 +27,18 @@ type received struct {
 // errNotEvent is wrapped by decodeEvent for a message that is not an event.
 var errNotEvent = errors.New("not a JSON event")
 
+// nextEvent reads the next event from r, blocking until ctx ends.
+func nextEvent(ctx context.Context, r *reader) (received, error) {
+	m, err := r.next(ctx)
+	if err != nil {
+		return received{}, err
+	}
+	return decodeEvent(m)
+}
+
 // decodeEvent reads an event message.
-func decodeEvent(m jetstream.Msg) (received, error) {
-	r := received{subject: m.Subject(), raw: m.Data()}
+func decodeEvent(m *nats.Msg) (received, error) {
+	r := received{subject: m.Subject, raw: m.Data}
 	if md, err := m.Metadata(); err == nil {
 		r.seq, r.stored = md.Sequence.Stream, md.Timestamp
 	}

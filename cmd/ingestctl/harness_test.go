@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,7 @@ func (e *env) ctlWith(t *testing.T, mutate func(*app), args ...string) result {
 func ctlAt(t *testing.T, url string, mutate func(*app), args ...string) result {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	a := newApp(&stdout, &stderr)
+	a := newTestApp(&stdout, &stderr)
 	if mutate != nil {
 		mutate(a)
 	}
@@ -98,6 +99,14 @@ func ctlAt(t *testing.T, url string, mutate func(*app), args ...string) result {
 	defer cancel()
 	code := a.run(ctx, args)
 	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// newTestApp is newApp with an empty environment: no INGEST_NATS_*,
+// NATS_* or nats CLI context of the machine running the tests.
+func newTestApp(stdout, stderr io.Writer) *app {
+	a := newApp(stdout, stderr)
+	a.getenv = func(string) string { return "" }
+	return a
 }
 
 // jsonLine is an event line of --json.

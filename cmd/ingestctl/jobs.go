@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"text/tabwriter"
+	"io"
+	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go"
 
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
@@ -31,6 +33,27 @@ func (j job) since() time.Time {
 	return j.created
 }
 
+// decodeJob reads a job bucket message; ok is false for a deletion or a
+// value that is not a job record.
+func decodeJob(m *nats.Msg) (j job, ok bool) {
+	if isDeletion(m) {
+		return job{}, false
+	}
+	if md, err := m.Metadata(); err == nil {
+		j.created = md.Timestamp
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, m.Data); err != nil {
+		return job{}, false
+	}
+	rec, err := layout.DecodeRecord(buf.Bytes())
+	if err != nil {
+		return job{}, false
+	}
+	j.Record, j.raw = *rec, buf.Bytes()
+	return j, true
+}
+
 // jobFilter selects job records.
 type jobFilter struct {
 	state        string // "", "running" (every phase but done) or "done"
@@ -48,85 +71,96 @@ func (f jobFilter) match(r ingest.Record) bool {
 	return true
 }
 
-// jobs is `ingestctl jobs`.
+// jobsFlags are `ingestctl jobs`'s flags.
+type jobsFlags struct {
+	conn   connFlags
+	filter jobFilter
+	limit  int
+	follow bool
+	out    output
+}
+
+// jobs is `ingestctl jobs`. With --org it reads only that organization's
+// keys ($KV.INGEST_JOBS.<org>.>).
 func (a *app) jobs(ctx context.Context, args []string) error {
-	var (
-		conn   connFlags
-		f      jobFilter
-		limit  int
-		asJSON bool
-	)
-	fs := a.newFlagSet("jobs", "[--state running|done] [--org O] [--mapping M] [--limit N] [--json]", &conn)
-	fs.StringVar(&f.state, "state", "", "running (claimed, waiting or running) or done; default both")
-	fs.StringVar(&f.org, "org", "", "only this organization")
-	fs.StringVar(&f.mapping, "mapping", "", "only this mapping id")
-	fs.IntVar(&limit, "limit", 1000, "print at most this many jobs, the most recently updated")
-	fs.BoolVar(&asJSON, "json", false, "print each job record as one JSON object (as stored)")
+	var f jobsFlags
+	fs := a.newFlagSet("jobs", "[--state running|done] [--org O] [--mapping M] [--limit N] [-f] [-o json]", &f.conn)
+	fs.StringVar(&f.filter.state, "state", "", "running (claimed, waiting or running) or done; default both")
+	fs.StringVar(&f.filter.org, "org", "", "only this organization (required for a user restricted to one)")
+	fs.StringVar(&f.filter.mapping, "mapping", "", "only this mapping id")
+	fs.IntVar(&f.limit, "limit", 1000, "print at most this many jobs, the most recently updated")
+	followFlag(fs, &f.follow, "then print every change of a matching job until interrupted")
+	f.out.register(fs, "each job record as one JSON object (as stored)")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
 	switch {
-	case f.state != "" && f.state != "running" && f.state != "done":
-		return usageErrorf("jobs: --state %q: want running or done", f.state)
-	case limit < 1:
+	case f.filter.state != "" && f.filter.state != "running" && f.filter.state != "done":
+		return usageErrorf("jobs: --state %q: want running or done", f.filter.state)
+	case f.filter.org != "" && !ingest.ValidOrganization(f.filter.org):
+		return usageErrorf("jobs: --org %q is not a valid organization", f.filter.org)
+	case f.limit < 1:
 		return usageErrorf("jobs: --limit must be at least 1")
 	}
-	s, err := conn.connect()
+	s, err := a.connect(ctx, &f.conn)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	kv, err := s.bucket(ctx, layout.DefaultBucket)
+	if f.filter.org == "" {
+		s.setHint(orgHint)
+	}
+	r, err := s.open(s.ctx, jobsStream, jobsFilter(f.filter.org), startAt{lastPerSubject: true})
 	if err != nil {
 		return err
 	}
-	jobs, more, err := listJobs(ctx, kv, f, limit)
+	return a.listJobs(s, r, f)
+}
+
+// listJobs prints the matching jobs of r's backlog, then with --follow
+// every change.
+func (a *app) listJobs(s *session, r *reader, f jobsFlags) error {
+	jobs, more, err := readJobs(s.ctx, r, f.filter, f.limit)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		for _, j := range jobs {
-			if _, err := fmt.Fprintf(a.stdout, "%s\n", j.raw); err != nil {
-				return err
-			}
-		}
-	} else if err := a.printJobs(jobs); err != nil {
+	t := jobTable{w: a.stdout, json: f.out.json, now: a.now}
+	if err := t.print(jobs); err != nil {
 		return err
 	}
 	if more > 0 {
-		fmt.Fprintf(a.stderr, "ingestctl: %d older matching jobs not shown (--limit %d)\n", more, limit)
+		fmt.Fprintf(a.stderr, "ingestctl: %d older matching jobs not shown (--limit %d)\n", more, f.limit)
+	}
+	for f.follow {
+		m, err := r.next(s.ctx)
+		switch {
+		case s.ctx.Err() != nil && s.denied() == nil:
+			return nil // interrupted
+		case err != nil:
+			return err
+		}
+		if j, ok := decodeJob(m); ok && f.filter.match(j.Record) {
+			if err := t.print([]job{j}); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
-// listJobs reads the bucket once, in the order of the entries' last writes,
-// and keeps the last limit records that match f. more counts the matching
-// records left out.
-func listJobs(ctx context.Context, kv jetstream.KeyValue, f jobFilter, limit int) (jobs []job, more int, err error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, 0, fmt.Errorf("list %s: %w", kv.Bucket(), err)
-	}
-	defer w.Stop()
+// readJobs reads r's backlog (the current value of each key, in the order
+// of their last writes) and keeps the last limit records that match f.
+// more counts the matching records left out.
+func readJobs(ctx context.Context, r *reader, f jobFilter, limit int) (jobs []job, more int, err error) {
 	ring := make([]job, 0, min(limit, 1024))
 	next := 0 // with a full ring, the oldest
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return nil, 0, ctx.Err()
-		case e = <-w.Updates():
+	for n := uint64(0); n < r.backlog; n++ {
+		m, err := r.next(ctx)
+		if err != nil {
+			return nil, 0, err
 		}
-		if e == nil {
-			break // every current entry was delivered
-		}
-		j := job{created: e.Created()}
-		var buf bytes.Buffer
-		if err := json.Compact(&buf, e.Value()); err != nil || json.Unmarshal(buf.Bytes(), &j.Record) != nil {
-			continue // not a job record
-		}
-		j.raw = buf.Bytes()
-		if !f.match(j.Record) {
+		j, ok := decodeJob(m)
+		if !ok || !f.match(j.Record) {
 			continue
 		}
 		if len(ring) < limit {
@@ -140,14 +174,55 @@ func listJobs(ctx context.Context, kv jetstream.KeyValue, f jobFilter, limit int
 	return append(ring[next:], ring[:next]...), more, nil
 }
 
-func (a *app) printJobs(jobs []job) error {
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "COMMAND\tORG/MAPPING\tREQUEST\tSTATE\tOUTCOME\tREASON\tATTEMPT\tPOLLS\tAGE")
-	now := a.now()
-	for _, j := range jobs {
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
-			j.CommandID, j.Organization, j.MappingID, orDash(j.RequestID), j.Phase,
-			orDash(string(j.Outcome)), orDash(string(j.Reason)), j.Attempt, j.Polls, age(now.Sub(j.since())))
+// jobTable prints jobs as JSON lines, or as a table whose header comes
+// with the first rows and whose columns only grow.
+type jobTable struct {
+	w      io.Writer
+	json   bool
+	now    func() time.Time
+	widths []int
+}
+
+var jobColumns = []string{"COMMAND", "ORG/MAPPING", "REQUEST", "STATE", "OUTCOME", "REASON", "ATTEMPT", "POLLS", "AGE"}
+
+func (t *jobTable) print(jobs []job) error {
+	if t.json {
+		for _, j := range jobs {
+			if _, err := fmt.Fprintf(t.w, "%s\n", j.raw); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return tw.Flush()
+	rows := make([][]string, 0, len(jobs)+1)
+	if t.widths == nil {
+		rows = append(rows, jobColumns)
+	}
+	now := t.now()
+	for _, j := range jobs {
+		rows = append(rows, []string{j.CommandID, j.Organization + "/" + j.MappingID, orDash(j.RequestID), string(j.Phase),
+			orDash(string(j.Outcome)), orDash(string(j.Reason)), fmt.Sprint(j.Attempt), fmt.Sprint(j.Polls), age(now.Sub(j.since()))})
+	}
+	t.grow(rows)
+	var b strings.Builder
+	for _, row := range rows {
+		for i, cell := range row[:len(row)-1] {
+			fmt.Fprintf(&b, "%-*s", t.widths[i]+2, cell)
+		}
+		b.WriteString(row[len(row)-1] + "\n")
+	}
+	_, err := io.WriteString(t.w, b.String())
+	return err
+}
+
+// grow widens the columns to rows' cells.
+func (t *jobTable) grow(rows [][]string) {
+	if t.widths == nil {
+		t.widths = make([]int, len(jobColumns))
+	}
+	for _, row := range rows {
+		for i, cell := range row {
+			t.widths[i] = max(t.widths[i], utf8.RuneCountInString(cell))
+		}
+	}
 }

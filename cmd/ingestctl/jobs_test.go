@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -81,5 +84,49 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("no %s within 20s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestJobsFollow: -f prints the current jobs, then each change of a
+// matching job as it happens, and ends cleanly when interrupted.
+func TestJobsFollow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, campaignsim.Mapping{ID: "XDM44", Script: campaignsim.Script{Records: 2}})
+	if res := e.ctl(t, "trigger", "--org", "acme", "--mapping", "XDM44", "--id", "before", "--wait"); res.code != exitOK {
+		t.Fatalf("trigger: exit %d\n%s", res.code, res.stderr)
+	}
+	pr, pw := io.Pipe()
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() {
+		code <- newTestApp(pw, &stderr).run(ctx, []string{"jobs", "-f", "-o", "json", "--org", "acme", "--state", "done", "--server", e.url})
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	var got []string
+	next := func() {
+		if !lines.Scan() {
+			t.Fatalf("jobs -f ended early; got %v; stderr %q", got, stderr.String())
+		}
+		r := parseLines[ingest.Record](t, lines.Text())[0]
+		got = append(got, r.CommandID+":"+string(r.Phase))
+	}
+	next() // the current job
+	e.publishRaw(t, "ingest.commands.acme.XDM44", "", "after")
+	next() // its end
+	cancel()
+	go io.Copy(io.Discard, pr)
+	select {
+	case c := <-code:
+		if c != exitOK {
+			t.Errorf("exit %d after interrupt, want 0; stderr %q", c, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("jobs -f did not end within 10s of the interrupt")
+	}
+	if !slices.Equal(got, []string{"before:done", "after:done"}) {
+		t.Errorf("followed %v, want before:done then after:done (only done jobs)", got)
 	}
 }

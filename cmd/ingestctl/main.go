@@ -6,10 +6,12 @@
 //	ingestctl events --org acme --since 2h --follow
 //	ingestctl jobs --state running
 //
-// It reaches NATS with the worker's settings, read from the same INGEST_NATS_*
-// variables and overridable by flags; the default server is the worker's
-// embedded one, nats://127.0.0.1:4222. The exit codes are in exitcode.go and
-// the README.
+// It reaches NATS as the nats CLI does (flags, NATS_* variables, nats CLI
+// contexts) and with the worker's INGEST_NATS_* variables (see
+// resolveConfig); the default server is the worker's embedded one,
+// nats://127.0.0.1:4222. It needs no more than the NATS permissions of one
+// organization when given --org. The exit codes are in exitcode.go and the
+// README.
 package main
 
 import (
@@ -51,6 +53,12 @@ type app struct {
 	// afterPublish, when set, runs between a trigger's publish and the
 	// start of its wait (tests make the outcome arrive first).
 	afterPublish func()
+	// getenv reads the environment; default os.Getenv.
+	getenv func(string) string
+	// apiTimeout bounds one JetStream API request; default 5s.
+	apiTimeout time.Duration
+	// sess is the command's NATS session once connected.
+	sess *session
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -60,6 +68,8 @@ func newApp(stdout, stderr io.Writer) *app {
 		now:           time.Now,
 		progress:      func() bool { return isTerminal(stderr) },
 		progressEvery: time.Second,
+		getenv:        os.Getenv,
+		apiTimeout:    5 * time.Second,
 	}
 }
 
@@ -92,6 +102,9 @@ func (a *app) run(ctx context.Context, args []string) int {
 	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(a, ctx, args[1:])
+			if a.sess != nil {
+				err = a.sess.explain(err)
+			}
 			if ctx.Err() != nil && exitCode(err) == exitNATS {
 				err = withCode(exitInterrupted, errors.New("interrupted"))
 			}
@@ -127,9 +140,12 @@ func (a *app) usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "NATS settings come from INGEST_NATS_* (as for the worker) and the flags --server,")
-	fmt.Fprintln(w, "--creds, --user, --password, --token, --nkey, --tlsca, --tlscert, --tlskey;")
-	fmt.Fprintf(w, "the default server is %s (the worker's embedded server).\n\n", defaultServer)
+	fmt.Fprintln(w, "NATS settings, strongest first: the flags (-s/--server, --creds, --nkey, --user,")
+	fmt.Fprintln(w, "--password, --token, --tlsca, --tlscert, --tlskey, --inbox-prefix), INGEST_NATS_*")
+	fmt.Fprintln(w, "(as for the worker), NATS_* (as for the nats CLI), the nats CLI context (--context,")
+	fmt.Fprintln(w, "NATS_CONTEXT or the selected one; --no-context for none). A source that sets a")
+	fmt.Fprintln(w, "credential replaces the credentials of the weaker ones.")
+	fmt.Fprintf(w, "The default server is %s (the worker's embedded server).\n\n", defaultServer)
 	fmt.Fprintln(w, "Exit codes:")
 	for _, c := range exitCodes {
 		fmt.Fprintf(w, "  %3d  %s\n", c.code, c.meaning)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
@@ -30,13 +31,16 @@ type triggerFlags struct {
 	timeout     time.Duration
 	wait        bool
 	waitTimeout time.Duration
-	json        bool
+	out         output
 }
 
-// trigger is `ingestctl trigger`.
+// trigger is `ingestctl trigger`. It publishes on
+// ingest.commands.<org>.<mapping>; with --wait it reads
+// ingest.events.<org>.<mapping>.* and the command's job record, nothing
+// of another organization.
 func (a *app) trigger(ctx context.Context, args []string) error {
 	var f triggerFlags
-	fs := a.newFlagSet("trigger", "--org O --mapping M [--id ID] [--correlation-id C] [--timeout D] [--wait [--wait-timeout D]] [--json]", &f.conn)
+	fs := a.newFlagSet("trigger", "--org O --mapping M [--id ID] [--correlation-id C] [--timeout D] [--wait [--wait-timeout D]] [-o json]", &f.conn)
 	fs.StringVar(&f.org, "org", "", "organization (tenant) `token` (required)")
 	fs.StringVar(&f.mapping, "mapping", "", "XDM mapping `id` (required)")
 	fs.StringVar(&f.id, "id", "", "command id, also its Nats-Msg-Id; default <org>-<mapping>-<UTC time>-<random>")
@@ -44,7 +48,7 @@ func (a *app) trigger(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.timeout, "timeout", 0, "job deadline from publication, capped by the worker's maximum; 0 = the worker's default (6h)")
 	fs.BoolVar(&f.wait, "wait", false, "wait for the terminal event; the exit code tells the outcome")
 	fs.DurationVar(&f.waitTimeout, "wait-timeout", defaultWaitTimeout, "with --wait: give up waiting after this long (exit 7)")
-	fs.BoolVar(&f.json, "json", false, "print JSON lines: the publish acknowledgement, or with --wait each event (the event body plus \"subject\")")
+	f.out.register(fs, "the publish acknowledgement, or with --wait each event (the event body plus \"subject\")")
 	if err := a.parse(fs, args); err != nil {
 		return err
 	}
@@ -52,22 +56,19 @@ func (a *app) trigger(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := f.conn.connect()
+	s, err := a.connect(ctx, &f.conn)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	cmdStream, err := s.stream(ctx, layout.CommandStream)
-	if err != nil {
-		return err
-	}
+	ctx = s.ctx
 	var w *waiter
 	if f.wait {
 		if w, err = a.prepareWait(ctx, s, cmd); err != nil {
 			return err
 		}
 	}
-	ack, err := publisher.PublishCommand(ctx, s.js, cmd)
+	ack, err := s.publish(ctx, cmd)
 	if err != nil {
 		return err
 	}
@@ -81,8 +82,23 @@ func (a *app) trigger(ctx context.Context, args []string) error {
 		a.afterPublish()
 	}
 	w.fromPast = ack.Duplicate || w.prior != nil
-	w.lookback = a.now().Add(-dupWindow(cmdStream) - time.Minute)
-	return w.wait(ctx, f.waitTimeout, f.json)
+	w.lookback = a.now().Add(-defaultDupWindow - time.Minute)
+	return w.wait(ctx, f.waitTimeout, f.out.json)
+}
+
+// defaultDupWindow is the command stream's duplicate window as the worker
+// creates it. ingestctl does not read the stream's configuration: a user
+// confined to its organization may not.
+var defaultDupWindow = layout.CommandStreamConfig(1).Duplicates
+
+// publish publishes cmd, explaining a missing command stream.
+func (s *session) publish(ctx context.Context, cmd ingest.Command) (*jetstream.PubAck, error) {
+	ack, err := publisher.PublishCommand(ctx, s.js, cmd)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("no stream %s on %s stores %s: %s", layout.CommandStream, s.url,
+			layout.CommandSubject(cmd.Organization, cmd.MappingID), workerHint)
+	}
+	return ack, err
 }
 
 // command builds and checks the command as the worker would.
@@ -134,7 +150,7 @@ type published struct {
 }
 
 func (a *app) printPublished(f triggerFlags, cmd ingest.Command, ack *jetstream.PubAck) error {
-	if f.json {
+	if f.out.json {
 		if f.wait {
 			return nil // only events follow
 		}
@@ -151,14 +167,6 @@ func (a *app) printPublished(f triggerFlags, cmd ingest.Command, ack *jetstream.
 	}
 	_, err := fmt.Fprintln(a.stdout, what)
 	return err
-}
-
-// dupWindow is the command stream's duplicate window (1h when unknown).
-func dupWindow(st jetstream.Stream) time.Duration {
-	if info := st.CachedInfo(); info != nil && info.Config.Duplicates > 0 {
-		return info.Config.Duplicates
-	}
-	return time.Hour
 }
 
 var errNoAnswer = errors.New("no answer")

@@ -203,7 +203,7 @@ func TestTriggerInterrupted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, campaignsim.Mapping{ID: "NEVER", Script: campaignsim.Script{Outcome: campaignsim.OutcomeNever}})
 	var stdout, stderr bytes.Buffer
-	a := newApp(&stdout, &stderr)
+	a := newTestApp(&stdout, &stderr)
 	ctx, interrupt := context.WithCancel(context.Background())
 	defer interrupt()
 	a.afterPublish = interrupt

@@ -7,29 +7,32 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
 )
 
 // waiter waits for the terminal event of one command.
 //
-// It cannot miss an event: before the publish it notes the events stream's
-// last sequence, and reads from the next one (JetStream keeps the events,
-// so the reader may start after the publish). A publish that was dropped as
-// a duplicate, or a command id that already has a job record, may have
-// ended long before: then it reads from further back in time (the command
-// stream's duplicate window, or the record's times) and picks that
-// command's events out of its mapping's.
+// It cannot miss an event: before the publish it notes the events
+// stream's next sequence, and reads from there (JetStream keeps the
+// events, so the reader may start after the publish). A publish that was
+// dropped as a duplicate, or a command id that already has a job record,
+// may have ended long before: then it reads from further back (the
+// record's times, or the default duplicate window, whichever is earlier;
+// the whole mapping's events when a duplicate has no record) and picks
+// that command's events out of its mapping's.
+//
+// It reads only ingest.events.<org>.<mapping>.* and the command's own job
+// record, so a user confined to its organization can wait.
 type waiter struct {
-	a      *app
-	cmd    ingest.Command
-	events jetstream.Stream
+	a   *app
+	s   *session
+	cmd ingest.Command
 	// nextSeq is the events stream's first sequence after the publish.
 	nextSeq uint64
-	// jobs is the job bucket, for progress; nil when missing.
-	jobs jetstream.KeyValue
+	// records reports whether the job record can be read (for the
+	// progress line).
+	records bool
 	// prior is the command id's job record before the publish, if any.
 	prior *ingest.Record
 	// fromPast: read from lookback (and the prior record's times) instead
@@ -38,37 +41,44 @@ type waiter struct {
 	lookback time.Time
 }
 
-// prepareWait notes where the events stream stands, before the publish.
+// prepareWait notes where the events stream stands, before the publish,
+// and reads the command's job record if it has one already. A job record
+// that cannot be read is done without.
 func (a *app) prepareWait(ctx context.Context, s *session, cmd ingest.Command) (*waiter, error) {
-	st, err := s.stream(ctx, layout.EventStream)
+	seq, err := s.nextEventSeq(ctx, layout.MappingEvents(cmd.Organization, cmd.MappingID))
 	if err != nil {
 		return nil, err
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", layout.EventStream, err)
-	}
-	w := &waiter{a: a, cmd: cmd, events: st, nextSeq: info.State.LastSeq + 1}
-	if kv, err := s.js.KeyValue(ctx, layout.DefaultBucket); err == nil {
-		w.jobs = kv
-		if w.prior, err = layout.LoadRecord(ctx, kv, cmd.Organization, cmd.ID); err != nil {
-			return nil, err
-		}
+	w := &waiter{a: a, s: s, cmd: cmd, nextSeq: seq, records: true}
+	w.prior, err = s.loadRecord(ctx, cmd.Organization, cmd.ID)
+	switch {
+	case errors.Is(err, errNoRecords):
+		w.records = false
+	case err != nil:
+		return nil, err
 	}
 	return w, nil
 }
 
+// filter is the subject filter of the command's mapping's events.
+func (w *waiter) filter() string {
+	return layout.MappingEvents(w.cmd.Organization, w.cmd.MappingID)
+}
+
 // start is where reading begins.
 func (w *waiter) start() startAt {
-	if !w.fromPast {
+	switch {
+	case !w.fromPast:
 		return startAt{seq: w.nextSeq}
+	case w.prior == nil:
+		// A duplicate without a record: published within the command
+		// stream's duplicate window, which may be longer than the default.
+		return startAt{}
 	}
 	t := w.lookback
-	if w.prior != nil {
-		for _, rt := range []ingest.Time{w.prior.TriggeredAt, w.prior.UpdatedAt} {
-			if at := time.Time(rt).Add(-time.Minute); !rt.IsZero() && at.Before(t) {
-				t = at
-			}
+	for _, rt := range []ingest.Time{w.prior.TriggeredAt, w.prior.UpdatedAt} {
+		if at := time.Time(rt).Add(-time.Minute); !rt.IsZero() && at.Before(t) {
+			t = at
 		}
 	}
 	return startAt{time: t}
@@ -78,14 +88,13 @@ func (w *waiter) start() startAt {
 // outcome's exit code, or gives up after limit.
 func (w *waiter) wait(ctx context.Context, limit time.Duration, asJSON bool) error {
 	org, mapping := w.cmd.Organization, w.cmd.MappingID
-	r, err := openEvents(ctx, w.events, []string{layout.EventPrefix + org + "." + mapping + ".*"}, w.start())
+	r, err := w.s.open(ctx, layout.EventStream, w.filter(), w.start())
 	if err != nil {
 		if ctx.Err() != nil {
 			return w.interrupted()
 		}
 		return err
 	}
-	defer r.close()
 	wctx, cancel := context.WithTimeoutCause(ctx, limit, errNoAnswer)
 	defer cancel()
 
@@ -97,7 +106,7 @@ func (w *waiter) wait(ctx context.Context, limit time.Duration, asJSON bool) err
 
 	out := eventPrinter{a: w.a, json: asJSON}
 	for {
-		ev, err := r.next(wctx)
+		ev, err := nextEvent(wctx, r)
 		switch {
 		case errors.Is(err, errNotEvent):
 			p.around(func() { fmt.Fprintln(w.a.stderr, "ingestctl: skipped:", err) })
@@ -135,12 +144,15 @@ func (w *waiter) interrupted() error {
 // jobState describes the command's job record for the progress line ("" to
 // keep the last state).
 func (w *waiter) jobState(ctx context.Context) string {
-	if w.jobs == nil {
+	if !w.records {
 		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	rec, err := layout.LoadRecord(ctx, w.jobs, w.cmd.Organization, w.cmd.ID)
+	rec, err := w.s.loadRecord(ctx, w.cmd.Organization, w.cmd.ID)
+	if errors.Is(err, errNoRecords) {
+		w.records = false
+	}
 	if err != nil || rec == nil {
 		return ""
 	}
