@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/internal/syncbuf"
 )
 
 // TestEvents is the specification of `events` filters: which events of a
@@ -95,7 +96,7 @@ func TestEventsFollow(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, campaignsim.Mapping{ID: "XDM44", Script: campaignsim.Script{Records: 2}})
 	pr, pw := io.Pipe()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	code := make(chan int, 1)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/internal/syncbuf"
 )
 
 // TestJobs is the specification of `jobs`: which records it lists.
@@ -96,7 +97,7 @@ func TestJobsFollow(t *testing.T) {
 		t.Fatalf("trigger: exit %d\n%s", res.code, res.stderr)
 	}
 	pr, pw := io.Pipe()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	code := make(chan int, 1)
