@@ -43,7 +43,7 @@ func (a *app) trigger(ctx context.Context, args []string) error {
 	fs := a.newFlagSet("trigger", "--org O --mapping M [--id ID] [--correlation-id C] [--timeout D] [--wait [--wait-timeout D]] [-o json]", &f.conn)
 	fs.StringVar(&f.org, "org", "", "organization (tenant) `token` (required)")
 	fs.StringVar(&f.mapping, "mapping", "", "XDM mapping `id` (required)")
-	fs.StringVar(&f.id, "id", "", "command id, also its Nats-Msg-Id; default <org>-<mapping>-<UTC time>-<random>")
+	fs.StringVar(&f.id, "id", "", "command id (its Nats-Msg-Id is <org>:<id>); default <org>-<mapping>-<UTC time>-<random>")
 	fs.StringVar(&f.correlation, "correlation-id", "", "correlation id copied into the events")
 	fs.DurationVar(&f.timeout, "timeout", 0, "job deadline from publication, capped by the worker's maximum; 0 = the worker's default (6h)")
 	fs.BoolVar(&f.wait, "wait", false, "wait for the terminal event; the exit code tells the outcome")
