@@ -83,6 +83,7 @@ func commands() []command {
 		{"trigger", "publish a command; with --wait, wait for its outcome", (*app).trigger},
 		{"events", "print outcome events from INGEST_EVENTS", (*app).events},
 		{"jobs", "list the job state in INGEST_JOBS", (*app).jobs},
+		{"check-orgs", "validate an organizations file (INGEST_ORGS_FILE) offline", (*app).checkOrgs},
 	}
 }
 
