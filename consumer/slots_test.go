@@ -1,0 +1,64 @@
+package consumer
+
+import (
+	"slices"
+	"testing"
+)
+
+type shares map[string]int
+
+func (s shares) Limit(org string) int   { return s[org] }
+func (s shares) Label(org string) string { return org }
+
+// TestSlots is the specification of job slots: a global limit, each
+// organization's share, parking, and organizations taking turns.
+func TestSlots(t *testing.T) {
+	s := newSlots(4, 10, shares{"acme": 2})
+	var started []string
+	admit := func(org, name string) {
+		s.admit(org, parkedCmd{start: func() { started = append(started, name) }, giveBack: func() {}})
+	}
+	for _, n := range []string{"a1", "a2", "a3", "a4"} {
+		admit("acme", n)
+	}
+	admit("globex", "g1")
+	if want := []string{"a1", "a2", "g1"}; !slices.Equal(started, want) {
+		t.Fatalf("started %v, want %v: acme runs its share, globex is not held up", started, want)
+	}
+	if running, parked := s.used(); running != 3 || parked != 2 {
+		t.Fatalf("running %d, parked %d; want 3 and 2", running, parked)
+	}
+	if room := s.room(); room != 1 {
+		t.Errorf("room %d, want the one free slot", room)
+	}
+	admit("initech", "i1")
+	admit("initech", "i2") // the global limit is reached: parked
+	if running, parked := s.used(); running != 4 || parked != 3 {
+		t.Fatalf("running %d, parked %d; want 4 and 3", running, parked)
+	}
+	s.release("globex") // a free slot: acme's turn comes first, but acme is at its share
+	if want := []string{"a1", "a2", "g1", "i1", "i2"}; !slices.Equal(started, want) {
+		t.Fatalf("started %v, want %v", started, want)
+	}
+	s.release("acme") // now acme may run its next
+	if want := []string{"a1", "a2", "g1", "i1", "i2", "a3"}; !slices.Equal(started, want) {
+		t.Fatalf("started %v, want %v", started, want)
+	}
+	if gb := s.drain(); len(gb) != 1 {
+		t.Errorf("drain gave back %d commands, want the one still parked", len(gb))
+	}
+	if _, parked := s.used(); parked != 0 {
+		t.Errorf("parked %d after drain", parked)
+	}
+}
+
+// TestSlotsParkingFull: a full parking stops pulling.
+func TestSlotsParkingFull(t *testing.T) {
+	s := newSlots(2, 2, shares{"acme": 1})
+	for range 3 {
+		s.admit("acme", parkedCmd{start: func() {}, giveBack: func() {}})
+	}
+	if room := s.room(); room != 0 {
+		t.Errorf("room %d with the parking full, want 0", room)
+	}
+}
