@@ -94,11 +94,6 @@ func (c *Consumer) label(org string) string {
 // otherLabel is the label value of every organization without one of its own.
 const otherLabel = "_other"
 
-// envelope is what arrived with a stored command besides its body.
-func envelope(subject string, h func(string) string, stream string, seq uint64) ingest.Envelope {
-	return layout.Envelope(subject, h, stream, seq)
-}
-
 // commandLogger is log with a command's bounded attributes.
 func commandLogger(log *slog.Logger, cmd ingest.Command, attrs ...any) *slog.Logger {
 	log = log.With(append([]any{"commandId", cmd.ID, "organization", cmd.Organization, "mappingId", cmd.MappingID}, attrs...)...)
@@ -116,7 +111,7 @@ func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream
 		kind = "redelivery"
 	}
 	c.m.Deliveries.WithLabelValues(kind).Inc()
-	env := envelope(msg.Subject(), msg.Headers().Get, meta.Stream, meta.Sequence.Stream)
+	env := layout.Envelope(msg.Subject(), msg.Headers().Get, meta.Stream, meta.Sequence.Stream)
 	cmd, err := ingest.ParseCommand(env, msg.Data())
 	log := commandLogger(c.log, cmd, "delivery", meta.NumDelivered)
 	var rej *ingest.RejectError

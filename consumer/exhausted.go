@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
 )
 
 // maxDeliveriesSubject is where the server announces a command that used up
@@ -65,7 +66,7 @@ func (c *Consumer) endExhausted(ctx context.Context, adv maxDeliveriesAdvisory) 
 		c.log.Warn("cannot read a command that used up its deliveries", "seq", adv.StreamSeq, "err", err)
 		return
 	}
-	env := envelope(raw.Subject, raw.Header.Get, c.js.Commands.CachedInfo().Config.Name, adv.StreamSeq)
+	env := layout.Envelope(raw.Subject, raw.Header.Get, c.js.Commands.CachedInfo().Config.Name, adv.StreamSeq)
 	cmd, perr := ingest.ParseCommand(env, raw.Data)
 	log := commandLogger(c.log, cmd, "deliveries", adv.Deliveries)
 	var rej *ingest.RejectError

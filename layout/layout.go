@@ -6,6 +6,7 @@
 package layout
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -85,7 +86,7 @@ func Envelope(subject string, header func(string) string, stream string, seq uin
 		MappingID:    mapping,
 		BadSubject:   !ok,
 		MsgID:        header(HeaderMsgID),
-		FallbackID:   stream + "-" + uitoa(seq),
+		FallbackID:   stream + "-" + strconv.FormatUint(seq, 10),
 		Trace:        ingest.ParseTrace(header(HeaderTraceParent), header(HeaderTraceState)),
 	}
 }
@@ -114,17 +115,4 @@ func wildcard(tok string) string {
 		return "*"
 	}
 	return tok
-}
-
-func uitoa(n uint64) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }
