@@ -25,7 +25,9 @@ var (
 	envOtherOrgMsgID = ingest.Envelope{MsgID: "globex:" + testCmdID, FallbackID: "INGEST_COMMANDS-42"}
 )
 
-func stored(p ingest.Phase, requestID string) ingest.Record { return *recordOf(p, requestID, 1, 2) }
+func storedRecord(p ingest.Phase, requestID string) ingest.Record {
+	return *recordOf(p, requestID, 1, 2)
+}
 
 // TestAdmit is the admission of one delivery of cmd-1 of acme, given its
 // record, its envelope and its delivery count.
@@ -52,35 +54,35 @@ func TestAdmit(t *testing.T) {
 	}{
 		// A record decides.
 		{name: "record done, first delivery: done", delivery: 1, env: envBareMsgID,
-			records: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseDone, "2001")},
+			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseDone, "2001")},
 			want:    ingest.Done, wantPhase: ingest.PhaseDone, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record done, redelivery: done", delivery: 3, env: envOtherMsgID,
-			records: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseDone, "2001")},
+			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseDone, "2001")},
 			want:    ingest.Done, wantPhase: ingest.PhaseDone, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record running, first delivery: another message owns the id", delivery: 1, env: envOtherMsgID,
-			records: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseRunning, "2001")},
+			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:    ingest.Duplicate, wantPhase: ingest.PhaseRunning, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record claimed, first delivery: another message owns the id", delivery: 1, env: envNoMsgID,
-			records: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseClaimed, "")},
+			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseClaimed, "")},
 			want:    ingest.Duplicate, wantPhase: ingest.PhaseClaimed, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record running, redelivery: resume it, events not read", delivery: 2, env: envOtherMsgID,
-			records: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseRunning, "2001")},
+			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:    ingest.Run, wantPhase: ingest.PhaseRunning, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record waiting, redelivery: resume it", delivery: 2, env: envBareMsgID,
-			records: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseWaiting, "other-7")},
+			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseWaiting, "other-7")},
 			want:    ingest.Run, wantPhase: ingest.PhaseWaiting, wantCalls: []string{"load acme/cmd-1"}},
 
 		// A redelivery without a record reads the command's events first.
 		{name: "redelivery, no record, events name a request: resume it", delivery: 2, env: envBareMsgID,
-			recoverable: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseRunning, "2001")},
+			recoverable: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:        ingest.Run, wantPhase: ingest.PhaseRunning, wantRecovered: true,
 			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, no record, events say done: done", delivery: 2, env: envOtherMsgID,
-			recoverable: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseDone, "2001")},
+			recoverable: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseDone, "2001")},
 			want:        ingest.Done, wantPhase: ingest.PhaseDone, wantRecovered: true,
 			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, events not deduplicated tell a request: resumed without a claim", delivery: 2, env: envNoMsgID,
-			recoverable: map[string]ingest.Record{acme(testCmdID): stored(ingest.PhaseRunning, "2001")},
+			recoverable: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:        ingest.Run, wantPhase: ingest.PhaseRunning, wantRecovered: true,
 			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, events tell nothing, id deduplicated: run anew", delivery: 2, env: envBareMsgID,
@@ -117,13 +119,13 @@ func TestAdmit(t *testing.T) {
 		// Organizations never meet: another org's record, events and
 		// claim of the same id are not acme's.
 		{name: "another org's done record of the same id is not seen", delivery: 1, env: envBareMsgID,
-			records: map[string]ingest.Record{globex(testCmdID): stored(ingest.PhaseDone, "9")},
+			records: map[string]ingest.Record{globex(testCmdID): storedRecord(ingest.PhaseDone, "9")},
 			want:    ingest.Run, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "another org's record of the same id does not hold acme's claim", delivery: 1, env: envOtherMsgID,
-			records: map[string]ingest.Record{globex(testCmdID): stored(ingest.PhaseClaimed, "")},
+			records: map[string]ingest.Record{globex(testCmdID): storedRecord(ingest.PhaseClaimed, "")},
 			want:    ingest.Run, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
 		{name: "another org's events of the same id are not recovered", delivery: 2, env: envBareMsgID,
-			recoverable: map[string]ingest.Record{globex(testCmdID): stored(ingest.PhaseDone, "9")},
+			recoverable: map[string]ingest.Record{globex(testCmdID): storedRecord(ingest.PhaseDone, "9")},
 			want:        ingest.Run, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
 	}
 	for _, tt := range tests {

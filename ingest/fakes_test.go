@@ -594,3 +594,58 @@ func seq(parts ...any) []string {
 	}
 	return out
 }
+
+// jobCase is one job of a table: its configuration, delivery, scripted API
+// answers and journal faults, and what it must end with.
+type jobCase struct {
+	name string
+	// cfg adjusts newWorld's configuration.
+	cfg func(*ingest.Config)
+	// job is the delivery; zero: newJob().
+	job      ingest.Job
+	triggers []any
+	statuses map[string][]any
+	// triggeredErr loses the triggered event's publication; progressErr
+	// fails every Progress.
+	triggeredErr, progressErr error
+
+	// want is the terminal event, for a job that ends.
+	want outcome
+	// wantRetry is the hand-back delay, for a job handed back.
+	wantRetry time.Duration
+	// wantLog is the sequence of API and journal calls; nil: not checked.
+	wantLog []string
+}
+
+// runCase runs tt in a new world and checks its log.
+func runCase(t *testing.T, tt jobCase) (*world, ingest.Result) {
+	t.Helper()
+	w := newWorld(t)
+	if tt.cfg != nil {
+		tt.cfg(&w.cfg)
+	}
+	w.script(tt.triggers, tt.statuses)
+	w.journal.triggeredErr, w.journal.progressErr = tt.triggeredErr, tt.progressErr
+	job := tt.job
+	if job.Command.ID == "" {
+		job = newJob()
+	}
+	res := w.run(t, job)
+	if tt.wantLog != nil {
+		wantLog(t, w, tt.wantLog...)
+	}
+	return w, res
+}
+
+func last(job ingest.Job) ingest.Job {
+	job.LastDelivery = true
+	return job
+}
+
+func resubmit(n int) func(*ingest.Config) {
+	return func(c *ingest.Config) { c.ResubmitAborted = n }
+}
+
+func policy(p ingest.BusyPolicy) func(*ingest.Config) {
+	return func(c *ingest.Config) { c.BusyPolicy = p }
+}
