@@ -428,7 +428,7 @@ type world struct {
 // newWorld returns fakes with nothing scripted and a configuration whose
 // waits are about a millisecond: 3 attempts per operation within a
 // delivery, a hand-back delay of 15s (returned, never waited for), and a
-// job deadline of 5s that only a runaway job meets.
+// job deadline of 2s that only a runaway job meets.
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	l := &seqLog{}
@@ -440,7 +440,7 @@ func newWorld(t *testing.T) *world {
 		obs:     obs,
 		cfg: ingest.Config{
 			Schedule:       ingest.Schedule{Initial: time.Millisecond, Max: time.Millisecond},
-			JobTimeout:     5 * time.Second,
+			JobTimeout:     2 * time.Second,
 			RetryAttempts:  3,
 			RetryInitial:   time.Millisecond,
 			RetryMax:       time.Millisecond,

@@ -70,17 +70,24 @@ func TestJobRequestDurableBeforeStatus(t *testing.T) {
 		})
 	}
 
-	t.Run("nothing durable: handed back, no terminal event", func(t *testing.T) {
-		_, res := runCase(t, jobCase{
+	nothingDurable := []jobCase{
+		{name: "nothing durable, first check terminal: handed back, no terminal event",
 			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {succeeded(15)}},
-			triggeredErr: errPublish, progressErr: errKV,
-			wantLog: seq(post, trig2001, get2001, lost, running("2001", 1)+" failed", running("2001", 1)+" failed"),
+			wantLog: seq(post, trig2001, get2001, lost, running("2001", 1)+" failed", running("2001", 1)+" failed")},
+		{name: "nothing durable, first check fails for good: handed back, no terminal event",
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {errNotFound("status")}},
+			wantLog: seq(post, trig2001, get2001, lost, running("2001", 0)+" failed", running("2001", 0)+" failed")},
+	}
+	for _, tt := range nothingDurable {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.triggeredErr, tt.progressErr = errPublish, errKV
+			_, res := runCase(t, tt)
+			wantHandBack(t, res, 15*time.Second)
+			if !errors.Is(res.Err, errKV) || !errors.Is(res.Err, errPublish) {
+				t.Errorf("hand-back error %v, want both the publication's and the write's", res.Err)
+			}
 		})
-		wantHandBack(t, res, 15*time.Second)
-		if !errors.Is(res.Err, errKV) || !errors.Is(res.Err, errPublish) {
-			t.Errorf("hand-back error %v, want both the publication's and the write's", res.Err)
-		}
-	})
+	}
 }
 
 // TestJobDeadline: the job's deadline counts from the command's
