@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,20 +52,24 @@ func TestAfter(t *testing.T) {
 // TestAfterRace: with the time and the context's end racing, exactly one
 // side runs, every time.
 func TestAfterRace(t *testing.T) {
+	var wg sync.WaitGroup
 	for range 500 {
-		ctx, cancel := context.WithCancel(context.Background())
-		var calls atomic.Int32
-		done := make(chan struct{}, 2)
-		after(ctx, time.Microsecond, func() { calls.Add(1); done <- struct{}{} }, func() { calls.Add(1); done <- struct{}{} })
-		cancel()
-		<-done
-		select {
-		case <-done:
-			t.Fatal("both then and stopped were called")
-		case <-time.After(time.Millisecond):
-		}
-		if calls.Load() != 1 {
-			t.Fatalf("%d calls, want 1", calls.Load())
-		}
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.Background())
+			var calls atomic.Int32
+			done := make(chan struct{}, 2)
+			after(ctx, time.Microsecond, func() { calls.Add(1); done <- struct{}{} }, func() { calls.Add(1); done <- struct{}{} })
+			cancel()
+			<-done
+			select {
+			case <-done:
+				t.Error("both then and stopped were called")
+			case <-time.After(time.Millisecond):
+			}
+			if n := calls.Load(); n != 1 {
+				t.Errorf("%d calls, want 1", n)
+			}
+		})
 	}
+	wg.Wait()
 }

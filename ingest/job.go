@@ -199,7 +199,6 @@ func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(
 	}
 	if job.Record != nil {
 		j.rec = *job.Record
-		j.resumed = j.rec.RequestID != ""
 	}
 	var step func(first bool)
 	step = func(first bool) {

@@ -18,11 +18,12 @@ type jobRun struct {
 	job     Job
 	log     *slog.Logger
 	rec     Record
-	resumed bool
 	// pending waits for the triggered event's publication in flight.
 	pending func() error
 	// unsaved: the job's request is not stored in the journal yet.
 	unsaved bool
+	// posted: the job has POSTed in this delivery.
+	posted bool
 }
 
 func (j *jobRun) begin(ctx context.Context) (*Event, error) {
@@ -31,8 +32,8 @@ func (j *jobRun) begin(ctx context.Context) (*Event, error) {
 		return j.poll(ctx)
 	}
 	if j.rec.Phase == PhaseWaiting && j.rec.RequestID != "" {
-		if err := j.waitOther(ctx, j.rec.RequestID); err != nil {
-			return nil, err
+		if _, err := j.waitOther(ctx, j.rec.RequestID); err != nil {
+			return j.apiFailure(ctx, err, j.refusedType())
 		}
 	}
 	return j.trigger(ctx)
@@ -40,7 +41,7 @@ func (j *jobRun) begin(ctx context.Context) (*Event, error) {
 
 // trigger POSTs until the job has a request of its own (or adopts one), then polls.
 func (j *jobRun) trigger(ctx context.Context) (*Event, error) {
-	for {
+	for round := 1; ; round++ {
 		// lost: a POST of this loop failed in a way that may have
 		// submitted the request all the same (answer dropped, spoiled or
 		// too late, 5xx): a retry answered In Progress is then our own.
@@ -50,6 +51,10 @@ func (j *jobRun) trigger(ctx context.Context) (*Event, error) {
 			lost = lost || mayHaveSubmitted(err)
 			return res, err
 		})
+		// The first POST of a redelivery may meet the request its previous
+		// delivery submitted before it died, unrecorded.
+		first := !j.posted
+		j.posted = true
 		if err != nil {
 			return j.apiFailure(ctx, err, j.refusedType())
 		}
@@ -58,8 +63,8 @@ func (j *jobRun) trigger(ctx context.Context) (*Event, error) {
 			return j.accepted(ctx, res, false)
 		case campaign.TriggerBusy:
 			other := string(res.RequestID)
-			if j.job.Delivery > 1 && !j.resumed || lost || j.cfg.BusyPolicy == BusyAttach {
-				// On a redelivery without a record, or after a POST whose
+			if j.job.Delivery > 1 && first || lost || j.cfg.BusyPolicy == BusyAttach {
+				// On the first POST of a redelivery, or after a POST whose
 				// answer was lost, the running request is almost surely
 				// this job's own.
 				return j.accepted(ctx, res, true)
@@ -69,8 +74,16 @@ func (j *jobRun) trigger(ctx context.Context) (*Event, error) {
 			if err := j.journal.Progress(ctx, j.rec); err != nil {
 				return nil, fmt.Errorf("record waiting state: %w", err)
 			}
-			if err := j.waitOther(ctx, other); err != nil {
-				return nil, err
+			checks, err := j.waitOther(ctx, other)
+			if err != nil {
+				return j.apiFailure(ctx, err, j.refusedType())
+			}
+			if checks <= 1 {
+				// The other request had ended (or was unknown) at once, yet
+				// the mapping answered busy: pause before POSTing again.
+				if err := pause.For(ctx, j.cfg.Schedule.Next(round)); err != nil {
+					return nil, err
+				}
 			}
 		case campaign.TriggerNotStopped:
 			return j.triggerRefused(res, ReasonMappingNotStopped), nil
@@ -198,22 +211,23 @@ func (j *jobRun) poll(ctx context.Context) (*Event, error) {
 	return j.finished(st), nil
 }
 
-// waitOther polls another request of the mapping to its end (busy policy wait).
-func (j *jobRun) waitOther(ctx context.Context, requestID string) error {
+// waitOther polls another request of the mapping to its end (busy policy
+// wait) and returns how many checks it made.
+func (j *jobRun) waitOther(ctx context.Context, requestID string) (int, error) {
 	for n := 1; ; n++ {
 		st, err := retry(ctx, j.cfg, func() (campaign.StatusResponse, error) {
 			return j.api.Status(ctx, j.rec.Organization, j.rec.MappingID, requestID)
 		})
 		if err != nil && !campaign.Permanent(err) {
-			return err
+			return n, err
 		}
 		// A permanent error (the request is unknown) means there is
 		// nothing to wait for.
 		if err != nil || st.Status.Terminal() {
-			return nil
+			return n, nil
 		}
 		if err := pause.For(ctx, j.cfg.Schedule.Next(n)); err != nil {
-			return err
+			return n, err
 		}
 	}
 }
