@@ -56,7 +56,9 @@ func mayHaveSubmitted(err error) bool {
 
 // retry calls op until it succeeds, fails permanently, or fails transiently
 // cfg.RetryAttempts times, with jittered exponential backoff (or the
-// answer's Retry-After) between calls.
+// answer's Retry-After, when it is at most cfg.RetryMax) between calls. A
+// longer Retry-After ends the retries: the delivery hands the command back
+// for that long.
 func retry[T any](ctx context.Context, cfg Config, op func() (T, error)) (T, error) {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = cfg.RetryInitial, cfg.RetryMax
@@ -69,6 +71,11 @@ func retry[T any](ctx context.Context, cfg Config, op func() (T, error)) (T, err
 			return v, backoff.Permanent(err)
 		}
 		if ra, ok := campaign.RetryAfterOf(err); ok {
+			if ra > cfg.RetryMax {
+				// Too long to wait within the delivery: the command is
+				// handed back with the Retry-After as its delay.
+				return v, backoff.Permanent(err)
+			}
 			return v, errors.Join(err, &backoff.RetryAfterError{Duration: ra})
 		}
 		return v, err
