@@ -166,6 +166,46 @@ else
 	skip "could not build nats-server from the module cache: $(tail -n1 "$tmp/go-build.log" 2>/dev/null)"
 fi
 
+step "NATS: versions pinned to go.mod's nats-server"
+# The tests embed the nats-server of go.mod; the demo and the Helm values
+# run the same release (deploy/README.md, "Pinned versions").
+nats_version=$(awk '$1 == "github.com/nats-io/nats-server/v2" { sub(/^v/, "", $2); print $2 }' go.mod)
+[[ -n $nats_version ]] || fail "go.mod requires no github.com/nats-io/nats-server/v2"
+want_image="nats:$nats_version-alpine"
+compose_image=$(sed -nE 's/^[[:space:]]+image:[[:space:]]+(nats:[^[:space:]]+)[[:space:]]*$/\1/p' "$deploy/compose/compose.yaml")
+[[ $compose_image == "$want_image" ]] ||
+	fail "deploy/compose/compose.yaml runs ${compose_image:-no nats image}, go.mod has nats-server $nats_version: use $want_image"
+if $have_pyyaml; then
+	python3 - "$deploy/kubernetes/nats-values.yaml" "$want_image" <<'PY'
+import sys, yaml
+img = yaml.safe_load(open(sys.argv[1]))["container"]["image"]
+got = f'{img["repository"]}:{img["tag"]}'
+if got != sys.argv[2]:
+    sys.exit(f"FAIL: deploy/kubernetes/nats-values.yaml runs {got}, want {sys.argv[2]} (go.mod)")
+PY
+fi
+chart_values=$(sed -nE 's/.*nats\/nats --version ([^[:space:]]+).*/\1/p' "$deploy/kubernetes/nats-values.yaml")
+chart_readme=$(sed -nE 's/.*nats\/nats --version ([^[:space:]]+).*/\1/p' "$deploy/README.md" | sort -u)
+[[ -n $chart_values && $chart_values == "$chart_readme" ]] ||
+	fail "the NATS chart version differs: nats-values.yaml '${chart_values}', deploy/README.md '${chart_readme//$'\n'/ }'"
+[[ ${chart_values%.*} == "${nats_version%.*}" ]] ||
+	fail "NATS chart $chart_values does not follow nats-server $nats_version (the chart's major.minor is the server's)"
+echo "ok nats-server $nats_version, image $want_image, chart $chart_values"
+
+# --- Go tests -------------------------------------------------------------------
+
+step "Go tests of the kit (go test ./deploy/)"
+# The metric names against the worker's registry, the tenants' NATS
+# permissions on a server started from compose/nats.conf, and (with the
+# configuration rebuilt from nats-values.yaml above) that the Kubernetes
+# users have the same permissions.
+if [[ -s $tmp/helm-nats.conf ]]; then
+	DEPLOY_NATS_HELM_CONF="$tmp/helm-nats.conf" go test -count=1 ./deploy/
+else
+	skip "nats-values.yaml was not rebuilt: its permissions are not compared with compose/nats.conf"
+	go test -count=1 ./deploy/
+fi
+
 # --- a live scrape --------------------------------------------------------------
 
 if [[ $# -gt 0 ]]; then

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -540,4 +542,70 @@ func ctxTimeout(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// TestHelmValuesSamePermissions: the restricted users of the Kubernetes
+// NATS values (worker, tenants) have exactly the permissions of those of
+// compose/nats.conf, which TestTenantPermissions tests. deploy/check.sh
+// turns nats-values.yaml into a server configuration and passes its path
+// in DEPLOY_NATS_HELM_CONF (Go has no YAML parser here).
+func TestHelmValuesSamePermissions(t *testing.T) {
+	helmConf := os.Getenv("DEPLOY_NATS_HELM_CONF")
+	if helmConf == "" {
+		t.Skip("DEPLOY_NATS_HELM_CONF is not set: run deploy/check.sh")
+	}
+	compose := restrictedPermissions(t, composeNATSConf)
+	helm := restrictedPermissions(t, helmConf)
+	for p, n := range compose {
+		if helm[p] != n {
+			t.Errorf("%s: %d user(s) with these permissions, nats-values.yaml: %d\n%s", composeNATSConf, n, helm[p], p)
+		}
+	}
+	for p, n := range helm {
+		if _, ok := compose[p]; !ok {
+			t.Errorf("nats-values.yaml: %d user(s) with permissions that no user of %s has\n%s", n, composeNATSConf, p)
+		}
+	}
+	if len(compose) < 1+len(tenants) {
+		t.Errorf("%s: %d distinct restricted users, want the worker and %d tenants", composeNATSConf, len(compose), len(tenants))
+	}
+}
+
+// restrictedPermissions returns, for the users of a server configuration
+// that have permissions, their canonical form (JSON, subjects sorted) and
+// how many users have it.
+func restrictedPermissions(t *testing.T, file string) map[string]int {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	var perms []*server.Permissions
+	for _, u := range opts.Users {
+		perms = append(perms, u.Permissions)
+	}
+	for _, u := range opts.Nkeys {
+		perms = append(perms, u.Permissions)
+	}
+	out := map[string]int{}
+	for _, p := range perms {
+		if p == nil {
+			continue
+		}
+		for _, sp := range []*server.SubjectPermission{p.Publish, p.Subscribe} {
+			if sp != nil {
+				slices.Sort(sp.Allow)
+				slices.Sort(sp.Deny)
+			}
+		}
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false) // keep ">" readable
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(p); err != nil {
+			t.Fatal(err)
+		}
+		out[b.String()]++
+	}
+	return out
 }
