@@ -56,6 +56,49 @@ promtool check rules "$deploy/prometheus/alerts.yaml"
 step "alert rule tests"
 promtool test rules "$deploy/prometheus/alerts_test.yaml"
 
+step "alerts: runbook links, tests of both sides"
+# Every alert links its runbook section in deploy/README.md (a heading
+# whose GitHub anchor is the link's fragment), and alerts_test.yaml shows
+# every alert both firing and not firing.
+if $have_pyyaml; then
+	python3 - "$deploy/prometheus/alerts.yaml" "$deploy/prometheus/alerts_test.yaml" "$deploy/README.md" <<'PY'
+import re, sys, yaml
+rules_file, tests_file, readme = sys.argv[1:]
+base = "https://github.com/acme/campaign-ingest/blob/main/deploy/README.md#"
+
+def anchor(heading):
+    # GitHub: lower case, punctuation other than - and _ dropped, spaces to -.
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+anchors = set()
+for line in open(readme):
+    m = re.match(r"#{1,6} (.+)", line)
+    if m:
+        anchors.add(anchor(m.group(1)))
+errors = []
+alerts = [r for g in yaml.safe_load(open(rules_file))["groups"] for r in g["rules"] if "alert" in r]
+for r in alerts:
+    url = r.get("annotations", {}).get("runbook_url", "")
+    if not url.startswith(base):
+        errors.append(f"{r['alert']}: runbook_url {url!r} does not start with {base}")
+    elif url[len(base):] not in anchors:
+        errors.append(f"{r['alert']}: no heading of deploy/README.md has the anchor #{url[len(base):]}")
+firing, quiet = set(), set()
+for t in yaml.safe_load(open(tests_file))["tests"]:
+    for a in t.get("alert_rule_test", []):
+        (firing if a.get("exp_alerts") else quiet).add(a["alertname"])
+for r in alerts:
+    for seen, what in ((firing, "firing"), (quiet, "not firing")):
+        if r["alert"] not in seen:
+            errors.append(f"{r['alert']}: alerts_test.yaml never shows it {what}")
+if errors:
+    sys.exit("FAIL: " + "\nFAIL: ".join(errors))
+print(f"ok {len(alerts)} alerts: runbook links resolve, each tested firing and not firing")
+PY
+else
+	skip "python3 with the yaml module is not available; runbook links and test coverage not checked"
+fi
+
 step "prometheus.yml (compose)"
 promtool check config "$deploy/prometheus/prometheus.yml"
 
