@@ -164,6 +164,107 @@ else
 	skip "python3 with the yaml module is not available; YAML not parsed (kubectl kustomize below still parses the Kubernetes files)"
 fi
 
+# --- Compose ------------------------------------------------------------------
+
+step "compose: the demo's files are wired consistently"
+# What `docker compose config` cannot see: that the worker's NATS user is
+# one of nats.conf's, that its organizations file is mounted, names
+# mounted secrets holding the secret of a simulator client limited to that
+# organization, and that every organization has a tenant user.
+if $have_pyyaml; then
+	python3 - "$deploy/compose" <<'PY'
+import json, os, re, sys, yaml
+d = sys.argv[1]
+errors = []
+def err(msg): errors.append(msg)
+compose = yaml.safe_load(open(os.path.join(d, "compose.yaml")))
+svc = compose["services"]
+for name in ("nats", "campaign-sim", "ingest-worker", "prometheus", "grafana"):
+    if name not in svc:
+        err(f"compose.yaml: no service {name}")
+# Every host path mounted exists.
+mounts = {}  # service -> {container path: host path}
+for name, s in svc.items():
+    for v in s.get("volumes", []):
+        host, _, rest = v.partition(":")
+        target = rest.split(":")[0]
+        if host.startswith("."):
+            path = os.path.normpath(os.path.join(d, host))
+            if not os.path.exists(path):
+                err(f"compose.yaml: {name} mounts {host}, which does not exist")
+            mounts.setdefault(name, {})[target] = path
+secret_files = {}
+for name, sec in compose.get("secrets", {}).items():
+    path = os.path.normpath(os.path.join(d, sec["file"]))
+    if not os.path.isfile(path):
+        err(f"compose.yaml: secret {name}: {sec['file']} does not exist")
+    else:
+        secret_files[name] = open(path).read().strip()
+def host_file(service, container_path):
+    """The host file behind a container path, through a file or directory mount."""
+    for target, host in mounts.get(service, {}).items():
+        if container_path == target:
+            return host
+        if container_path.startswith(target.rstrip("/") + "/"):
+            return os.path.join(host, container_path[len(target.rstrip("/")) + 1:])
+    return None
+# NATS users: user/password pairs of nats.conf.
+conf = open(os.path.join(d, "nats.conf")).read()
+users = dict(re.findall(r"\buser:\s*(\S+)\s+password:\s*(\S+)", conf))
+env = svc["ingest-worker"].get("environment", {})
+u, pw = env.get("INGEST_NATS_USER"), env.get("INGEST_NATS_PASSWORD")
+if users.get(u) != pw:
+    err(f"ingest-worker: INGEST_NATS_USER {u!r} with its password is not a user of nats.conf")
+for k in ("INGEST_CAMPAIGN_URL", "INGEST_IMS_URL"):
+    if not str(env.get(k, "")).startswith("http://campaign-sim:8090"):
+        err(f"ingest-worker: {k} is not the simulator (http://campaign-sim:8090)")
+# The simulator's preload.
+cmd = svc["campaign-sim"].get("command", [])
+preload = cmd[cmd.index("-preload") + 1] if "-preload" in cmd else None
+clients = {}
+if not preload or not host_file("campaign-sim", preload):
+    err("campaign-sim: no -preload file mounted from deploy/compose")
+else:
+    for c in json.load(open(host_file("campaign-sim", preload))).get("clients", []):
+        clients[c["id"]] = c
+# The organizations file.
+orgs_path = env.get("INGEST_ORGS_FILE")
+host = host_file("ingest-worker", orgs_path or "")
+if not host or not os.path.isfile(host):
+    err(f"ingest-worker: INGEST_ORGS_FILE {orgs_path!r} is not a mounted file")
+else:
+    orgs = (yaml.safe_load(open(host)) or {}).get("organizations") or {}
+    if len(orgs) < 2:
+        err(f"{host}: {len(orgs)} organizations, the demo runs two")
+    worker_secrets = svc["ingest-worker"].get("secrets", [])
+    for org, o in orgs.items():
+        f = o.get("imsClientSecretFile", "")
+        name = f[len("/run/secrets/"):] if f.startswith("/run/secrets/") else None
+        if name not in worker_secrets or name not in secret_files:
+            err(f"organization {org}: imsClientSecretFile {f!r} is not a secret mounted into ingest-worker")
+            continue
+        c = clients.get(o.get("imsClientId"))
+        if c is None:
+            err(f"organization {org}: imsClientId {o.get('imsClientId')!r} is not a client of the simulator's preload")
+            continue
+        if c["secret"] != secret_files[name]:
+            err(f"organization {org}: secret {name} is not client {c['id']}'s secret")
+        if c.get("orgs") != [org]:
+            err(f"organization {org}: client {c['id']} may use {c.get('orgs')}, want [{org!r}]")
+        if o.get("apiKey", c["id"]) != c.get("apiKey", c["id"]):
+            err(f"organization {org}: apiKey differs from client {c['id']}'s")
+        if org not in users:
+            err(f"organization {org}: nats.conf has no tenant user {org}")
+        elif f'"ingest.commands.{org}.>"' not in conf or f'"_INBOX_{org}.>"' not in conf:
+            err(f"organization {org}: nats.conf does not grant its commands and inbox")
+if errors:
+    sys.exit("FAIL: " + "\nFAIL: ".join(errors))
+print("ok compose.yaml, nats.conf, organizations, secrets, campaign-sim.json")
+PY
+else
+	skip "python3 with the yaml module is not available; the compose files' wiring is not checked"
+fi
+
 # --- Kubernetes ---------------------------------------------------------------
 
 step "kustomize: the example overlay renders"
