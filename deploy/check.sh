@@ -99,6 +99,20 @@ else
 	skip "python3 with the yaml module is not available; runbook links and test coverage not checked"
 fi
 
+step "PrometheusRule (kubernetes/base) is alerts.yaml"
+if ! diff -u "$deploy/kubernetes/base/prometheusrule.yaml" <("$deploy/gen-prometheusrule.sh"); then
+	fail "deploy/kubernetes/base/prometheusrule.yaml is stale: deploy/gen-prometheusrule.sh > deploy/kubernetes/base/prometheusrule.yaml"
+fi
+if $have_pyyaml; then
+	python3 - "$deploy/prometheus/alerts.yaml" "$deploy/kubernetes/base/prometheusrule.yaml" <<'PY'
+import sys, yaml
+alerts, rule = (yaml.safe_load(open(f)) for f in sys.argv[1:])
+if rule.get("kind") != "PrometheusRule" or rule.get("spec") != alerts:
+    sys.exit("FAIL: the PrometheusRule's spec is not deploy/prometheus/alerts.yaml")
+PY
+fi
+echo "ok deploy/kubernetes/base/prometheusrule.yaml"
+
 step "prometheus.yml (compose)"
 promtool check config "$deploy/prometheus/prometheus.yml"
 
