@@ -281,13 +281,105 @@ fi
 
 # --- Kubernetes ---------------------------------------------------------------
 
-step "kustomize: the example overlay renders"
+step "kustomize: the example overlay renders, with its secrets from files only"
+kbuild=()
 if command -v kubectl >/dev/null; then
-	kubectl kustomize "$deploy/kubernetes/overlays/example" >"$tmp/rendered.yaml"
-	grep -E '^kind: ' "$tmp/rendered.yaml" | sort | uniq -c
+	kbuild=(kubectl kustomize)
 elif command -v kustomize >/dev/null; then
-	kustomize build "$deploy/kubernetes/overlays/example" >"$tmp/rendered.yaml"
+	kbuild=(kustomize build)
+fi
+if [[ ${#kbuild[@]} -gt 0 ]]; then
+	# A copy of deploy/kubernetes without any secret file you may keep in
+	# overlays/example/secrets/ (they stay out of this check's output).
+	mkdir -p "$tmp/k8s"
+	tar -C "$deploy" --exclude='kubernetes/overlays/example/secrets/*' -cf - kubernetes | tar -C "$tmp/k8s" -xf -
+	example="$tmp/k8s/kubernetes/overlays/example"
+	# Without the secret files nothing renders, so nothing is applied: no
+	# example secret can replace a real one.
+	if "${kbuild[@]}" "$example" >/dev/null 2>"$tmp/kustomize.err"; then
+		fail "overlays/example renders without its secret files: it must read every secret from secrets/"
+	fi
+	grep -q 'secrets/' "$tmp/kustomize.err" || { cat "$tmp/kustomize.err" >&2; fail "overlays/example failed to render for another reason than its secret files"; }
+	for f in nats.nk acme-ims globex-ims; do
+		printf 'check-placeholder-%s' "$f" >"$example/secrets/$f"
+	done
+	"${kbuild[@]}" "$example" >"$tmp/rendered.yaml"
 	grep -E '^kind: ' "$tmp/rendered.yaml" | sort | uniq -c
+	if $have_pyyaml; then
+		python3 - "$tmp/rendered.yaml" "$deploy/prometheus/alerts.yaml" <<'PY'
+import base64, sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+alerts = yaml.safe_load(open(sys.argv[2]))
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+errors = []
+def err(m): errors.append(m)
+dep = by[("Deployment", "ingest-worker")]
+pod = dep["spec"]["template"]["spec"]
+ctr = pod["containers"][0]
+vols = {v["name"]: v for v in pod["volumes"]}
+# Settings and the worker's Secret are generated, with a hash suffix: a
+# change rolls the pods.
+cm = [e["configMapRef"]["name"] for e in ctr.get("envFrom", []) if "configMapRef" in e]
+if len(cm) != 1 or not cm[0].startswith("ingest-worker-") or ("ConfigMap", cm[0]) not in by:
+    err(f"the Deployment's settings are not the generated, hashed ConfigMap: {cm}")
+settings = by.get(("ConfigMap", cm[0] if cm else ""), {}).get("data", {})
+sec = vols.get("secrets", {}).get("secret", {}).get("secretName", "")
+if not sec.startswith("ingest-worker-") or ("Secret", sec) not in by:
+    err(f"the worker's Secret is not the generated, hashed one: {sec!r}")
+# Every Secret comes from a file under secrets/ (check.sh's placeholders).
+for (kind, name), d in by.items():
+    if kind != "Secret":
+        continue
+    if "stringData" in d:
+        err(f"Secret {name} has stringData: secrets come from files only")
+    for k, v in (d.get("data") or {}).items():
+        if not base64.b64decode(v).startswith(b"check-placeholder-"):
+            err(f"Secret {name}: {k} does not come from a file under secrets/")
+# No subPath anywhere: Kubernetes updates mounted files in place only
+# without it.
+for m in ctr.get("volumeMounts", []):
+    if "subPath" in m or "subPathExpr" in m:
+        err(f"volume mount {m['name']} uses subPath: its files would never be updated")
+# The organizations file: from a mounted ConfigMap, and every secret file
+# it names is in a mounted volume.
+orgs_file = settings.get("INGEST_ORGS_FILE", "")
+mounts = {m["mountPath"].rstrip("/"): m["name"] for m in ctr.get("volumeMounts", [])}
+def volume_of(path):
+    d = path.rsplit("/", 1)[0]
+    return vols.get(mounts.get(d, ""), None), path.rsplit("/", 1)[1]
+v, key = volume_of(orgs_file)
+if not v or "configMap" not in v:
+    err(f"INGEST_ORGS_FILE {orgs_file!r} is not in a mounted ConfigMap")
+else:
+    ocm = by.get(("ConfigMap", v["configMap"]["name"]))
+    if ocm is None or key not in ocm.get("data", {}):
+        err(f"the ConfigMap {v['configMap']['name']} has no {key}")
+    else:
+        orgs = yaml.safe_load(ocm["data"][key])["organizations"]
+        for org, o in orgs.items():
+            sv, sk = volume_of(o.get("imsClientSecretFile", ""))
+            paths = {}
+            for src in (sv or {}).get("projected", {}).get("sources", []):
+                s = src.get("secret")
+                for it in (s or {}).get("items", []):
+                    paths[it["path"]] = (s["name"], it["key"])
+            if sk not in paths:
+                err(f"organization {org}: {o.get('imsClientSecretFile')!r} is not a file of a projected Secret volume")
+                continue
+            sname, skey = paths[sk]
+            if ("Secret", sname) not in by or skey not in by[("Secret", sname)].get("data", {}):
+                err(f"organization {org}: Secret {sname} with key {skey} is not in the overlay")
+# The alerts, as a PrometheusRule that the operator's Prometheus selects.
+rule = by.get(("PrometheusRule", "campaign-ingest"))
+if rule is None or rule["spec"] != alerts:
+    err("the PrometheusRule campaign-ingest is missing or differs from deploy/prometheus/alerts.yaml")
+elif rule["metadata"].get("labels", {}).get("release") != "kube-prometheus-stack":
+    err("the PrometheusRule lacks the release label kube-prometheus-stack selects on")
+if errors:
+    sys.exit("FAIL: " + "\nFAIL: ".join(errors))
+print("ok generated ConfigMap and Secrets, secrets from files only, no subPath, organizations wired, PrometheusRule")
+PY
+	fi
 else
 	skip "neither kubectl nor kustomize is installed"
 fi
