@@ -128,10 +128,14 @@ step "dashboards: every query parses as PromQL"
 # Grafana's variables are replaced by values, and each query becomes a
 # recording rule that promtool parses.
 python3 - "$tmp/dashboard-rules.yaml" "$deploy"/grafana/dashboards/*.json <<'PY'
-import json, sys
+import json, re, sys
 out, files = sys.argv[1], sys.argv[2:]
 subst = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "6h",
-         "${datasource}": "prometheus", "$job": ".*", "$instance": ".*"}
+         "${datasource}": "prometheus", "$job": ".*", "$instance": ".*",
+         "$organization": ".*"}
+# The metrics labelled by organization: every query of them filters by the
+# dashboard's Organization variable.
+by_org = re.compile(r"(campaign_ingest_(?:requests_total|failures_total|in_flight|duration_seconds_bucket))\{([^}]*)\}")
 rules = []
 def walk(panels):
     for p in panels:
@@ -139,9 +143,15 @@ def walk(panels):
         yield from walk(p.get("panels", []))
 for f in files:
     d = json.load(open(f))
+    var = {v["name"]: v for v in d.get("templating", {}).get("list", [])}.get("organization")
+    if not var or not (var.get("multi") and var.get("includeAll")) or "organization" not in json.dumps(var.get("query")):
+        sys.exit(f"{f}: no multi-value Organization variable (with All) from the organization label")
     for p in walk(d.get("panels", [])):
         for t in p.get("targets", []):
             e = t.get("expr", "")
+            for m in by_org.finditer(e):
+                if 'organization=~"$organization"' not in m.group(2):
+                    sys.exit(f"{f}: panel {p.get('title')!r}: {m.group(1)} is not filtered by $organization")
             for k, v in subst.items():
                 e = e.replace(k, v)
             if "$" in e:
