@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Offline checks of the operations kit. From the repository root:
 #
-#   deploy/check.sh                 # rules, rule tests, configs, dashboards, YAML
+#   deploy/check.sh                 # rules and their tests, dashboards, YAML,
+#                                   # compose wiring, kustomize, NATS
+#                                   # configurations and versions, and
+#                                   # go test ./deploy/
 #   deploy/check.sh scrape.txt      # ... and `promtool check metrics` on a scrape
 #                                   # (curl -s localhost:8080/metrics > scrape.txt)
 #
@@ -459,7 +462,9 @@ step "Go tests of the kit (go test ./deploy/)"
 # permissions on a server started from compose/nats.conf, and (with the
 # configuration rebuilt from nats-values.yaml above) that the Kubernetes
 # users have the same permissions.
-if [[ -s $tmp/helm-nats.conf ]]; then
+if ! command -v go >/dev/null; then
+	skip "go is not installed: the Go tests of the kit did not run"
+elif [[ -s $tmp/helm-nats.conf ]]; then
 	DEPLOY_NATS_HELM_CONF="$tmp/helm-nats.conf" go test -count=1 ./deploy/
 else
 	skip "nats-values.yaml was not rebuilt: its permissions are not compared with compose/nats.conf"
