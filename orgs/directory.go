@@ -264,7 +264,7 @@ func credEqual(a, b Credential) bool {
 func (o Organization) credential(defScopes []string) Credential {
 	return Credential{
 		ClientID: o.IMSClientID, Secret: o.secret, APIKey: o.Key(),
-		Scopes: o.Scopes(defScopes), RateLimit: o.APIRateLimit,
+		Scopes: o.ScopesOr(defScopes), RateLimit: o.APIRateLimit,
 	}
 }
 

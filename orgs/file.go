@@ -30,8 +30,9 @@ type Organization struct {
 	IMSClientSecret     string `yaml:"imsClientSecret"`
 	// APIKey is sent as X-Api-Key; default IMSClientID.
 	APIKey string `yaml:"apiKey"`
-	// IMSScopes are comma-separated OAuth scopes; default INGEST_IMS_SCOPES.
-	IMSScopes string `yaml:"imsScopes"`
+	// IMSScopes are the OAuth scopes, a YAML list or a comma-separated
+	// string; default INGEST_IMS_SCOPES.
+	IMSScopes Scopes `yaml:"imsScopes"`
 	// MaxInFlight is the organization's share of the worker's jobs; default
 	// (0) the worker's INGEST_MAX_IN_FLIGHT.
 	MaxInFlight int `yaml:"maxInFlight"`
@@ -46,15 +47,41 @@ type Organization struct {
 // Secret is the organization's client secret.
 func (o Organization) Secret() string { return o.secret }
 
-// Scopes returns the organization's scopes, or def when it has none.
-func (o Organization) Scopes(def []string) []string {
-	if o.IMSScopes == "" {
+// ScopesOr returns the organization's scopes, or def when it has none.
+func (o Organization) ScopesOr(def []string) []string {
+	if len(o.IMSScopes) == 0 {
 		return def
 	}
-	var out []string
-	for s := range strings.SplitSeq(o.IMSScopes, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
+	return o.IMSScopes
+}
+
+// Scopes are OAuth scopes, written in the file as a YAML list or as one
+// comma-separated string.
+type Scopes []string
+
+// UnmarshalYAML reads a list or a comma-separated string.
+func (s *Scopes) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.SequenceNode {
+		var list []string
+		if err := n.Decode(&list); err != nil {
+			return err
+		}
+		*s = trimScopes(list)
+		return nil
+	}
+	var str string
+	if err := n.Decode(&str); err != nil {
+		return err
+	}
+	*s = trimScopes(strings.Split(str, ","))
+	return nil
+}
+
+func trimScopes(in []string) Scopes {
+	var out Scopes
+	for _, v := range in {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
 		}
 	}
 	return out

@@ -30,6 +30,7 @@ organizations:
   globex:
     imsClientId: 9b2e
     imsClientSecret: inline
+    imsScopes: [openid, AdobeID]
 `},
 		{name: "JSON is YAML", file: `{"organizations":{"acme":{"imsClientId":"a","imsClientSecret":"s"}}}`},
 		{name: "empty", file: ``, want: "empty"},
@@ -76,10 +77,10 @@ func TestParseValues(t *testing.T) {
 	}
 	acme, _ := f.Lookup("acme")
 	globex, _ := f.Lookup("globex")
-	if acme.Secret() != "s3cret" || acme.Key() != "id-a" || acme.MaxInFlight != 20 || strings.Join(acme.Scopes(nil), "|") != "a|b" {
+	if acme.Secret() != "s3cret" || acme.Key() != "id-a" || acme.MaxInFlight != 20 || strings.Join(acme.ScopesOr(nil), "|") != "a|b" {
 		t.Errorf("acme = %+v", acme)
 	}
-	if globex.Secret() != "g" || globex.Key() != "key-g" || strings.Join(globex.Scopes([]string{"d"}), "|") != "d" {
+	if globex.Secret() != "g" || globex.Key() != "key-g" || strings.Join(globex.ScopesOr([]string{"d"}), "|") != "d" {
 		t.Errorf("globex = %+v", globex)
 	}
 	if _, ok := f.Lookup("initech"); ok {

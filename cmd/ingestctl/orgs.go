@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/acme/campaign-ingest/orgs"
@@ -32,7 +33,7 @@ func (a *app) checkOrgs(_ context.Context, args []string) error {
 		if o.APIRateLimit > 0 {
 			limit = fmt.Sprintf("%g/s", o.APIRateLimit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, o.IMSClientID, o.Key(), o.IMSScopes, share, limit)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Name, o.IMSClientID, o.Key(), strings.Join(o.IMSScopes, ","), share, limit)
 	}
 	return tw.Flush()
 }
