@@ -272,8 +272,8 @@ func TestMappingSummaries(t *testing.T) {
 		t.Fatalf("mappings = %+v", rows)
 	}
 	xdm, fetch := rows[0], rows[1]
-	if xdm.Jobs != 44 || xdm.Running != 12 || xdm.Last.CommandID != "c0059" || xdm.LastSuccessRecords != 59 || !xdm.LastSuccess.Equal(at(60)) {
-		t.Errorf("XDM44 = jobs %d running %d last %s last success %v (%d)", xdm.Jobs, xdm.Running, xdm.Last.CommandID, xdm.LastSuccess, xdm.LastSuccessRecords)
+	if xdm.Jobs != 44 || xdm.Running != 12 || xdm.Last.CommandID != "c0059" || xdm.Last.NumRecords != 59 || !xdm.LastSuccess.Equal(at(60)) {
+		t.Errorf("XDM44 = jobs %d running %d last %s (%d records) last success %v", xdm.Jobs, xdm.Running, xdm.Last.CommandID, xdm.Last.NumRecords, xdm.LastSuccess)
 	}
 	if fetch.Jobs != 16 || fetch.Failures != 8 || fetch.Running != 0 || !fetch.LastSuccess.IsZero() || fetch.Last.State() != "failed" {
 		t.Errorf("XDMFETCH = jobs %d failures %d running %d last success %v last %s", fetch.Jobs, fetch.Failures, fetch.Running, fetch.LastSuccess, fetch.Last.State())

@@ -69,7 +69,7 @@ func TestReplicasShowTheSameJobs(t *testing.T) {
 
 	// The mappings view of either page.
 	_, body = a.fetch(t, "/")
-	if missing := contains(body, "XDMFETCH", "globex", `<span class="state s-running">yes, 1</span>`, "(15 records)"); len(missing) > 0 {
+	if missing := contains(body, "XDMFETCH", "globex", `<span class="state s-running">yes, 1</span>`, `<td class="num">15</td>`); len(missing) > 0 {
 		t.Errorf("the mappings view lacks %q", missing)
 	}
 }

@@ -18,9 +18,8 @@ type MappingSummary struct {
 	// Last is the mapping's newest job.
 	Last Job
 	// LastSuccess is when its last succeeded job finished (zero: none
-	// held), with that job's records.
-	LastSuccess        time.Time
-	LastSuccessRecords int64
+	// held).
+	LastSuccess time.Time
 	// Failures counts its jobs that ended without success in the
 	// FailureWindow before now.
 	Failures int
@@ -100,7 +99,7 @@ func summarize(jobs []*Job, org string, now time.Time) []MappingSummary {
 			m.Running++
 		case j.Outcome == ingest.EventSucceeded:
 			if end := firstTime(j.FinishedAt, j.First); end.After(m.LastSuccess) {
-				m.LastSuccess, m.LastSuccessRecords = end, j.NumRecords
+				m.LastSuccess = end
 			}
 		case j.Failed():
 			if !firstTime(j.FinishedAt, j.First).Before(since) {

@@ -59,7 +59,7 @@ func (p *Page) jobs(w http.ResponseWriter, r *http.Request, scope string) {
 	}
 	v.Rows, _ = p.ix.Jobs(v.F, before, PageSize)
 	more := len(v.Rows) == PageSize && p.hasOlder(v.F, v.Rows)
-	v.Caption = jobsCaption(len(v.Rows), before != nil)
+	v.Caption = jobsCaption(before != nil)
 	params := filterParams(v.F, v.From, v.Until, scope)
 	if before != nil {
 		v.NewestURL = "/jobs?" + params.Encode()
@@ -81,10 +81,10 @@ func (p *Page) hasOlder(f Filter, rows []Job) bool {
 	return len(older) > 0
 }
 
-func jobsCaption(n int, older bool) string {
-	s := "Jobs, newest first: " + strconv.Itoa(n) + " shown"
+func jobsCaption(older bool) string {
+	s := "Jobs, newest first, up to " + strconv.Itoa(PageSize) + " a page"
 	if older {
-		s += " (older page)"
+		s += " (an older page)"
 	}
 	return s
 }

@@ -12,8 +12,6 @@
   }
   var pageSize = parseInt(main.getAttribute('data-page-size'), 10) || 100;
   var source = null;
-  var changed = 0;
-  var announce = null;
 
   function say(text) { if (status) status.textContent = text; }
 
@@ -40,15 +38,25 @@
     };
   }
 
-  function counted() {
-    changed++;
+  // Announcements (a polite status) say what is new or changed, at most
+  // every few seconds; a running job's progress is not announced.
+  var added = 0, changed = 0, announce = null;
+  function counted(kind) {
+    if (kind === 'new') added++; else changed++;
     if (announce) return;
     announce = setTimeout(function () {
-      var now = new Date().toISOString().slice(11, 19);
-      say('Live: ' + changed + (changed === 1 ? ' row' : ' rows') + ' updated at ' + now + ' UTC.');
-      changed = 0;
+      var parts = [];
+      if (added) parts.push(added + (added === 1 ? ' new job' : ' new jobs'));
+      if (changed) parts.push(changed + (changed === 1 ? ' change' : ' changes'));
+      say('Live: ' + parts.join(', ') + ' at ' + new Date().toISOString().slice(11, 19) + ' UTC.');
+      added = changed = 0;
       announce = null;
-    }, 1000);
+    }, 3000);
+  }
+
+  function stateOf(row) {
+    var s = row && row.querySelector('.state');
+    return s ? s.textContent : '';
   }
 
   function findRow(body, key) {
@@ -59,29 +67,32 @@
     return null;
   }
 
+  // upsert replaces a job's row, or inserts it in order (newest first).
   function upsert(msg) {
     var body = tbody();
-    if (!body) return;
-    var row = parseRows(msg.html).firstElementChild;
+    var row = body && parseRows(msg.html).firstElementChild;
     if (!row) return;
-    row.classList.add('fresh');
     var old = findRow(body, msg.key);
     if (old) {
+      var moved = stateOf(old) !== stateOf(row);
+      if (moved) row.classList.add('fresh');
       var restore = keepFocus(old, row);
       old.replaceWith(row);
       if (restore) restore();
-    } else {
-      var empty = body.querySelector('tr.empty');
-      if (empty) empty.remove();
-      var before = null;
-      for (var i = 0; i < body.rows.length; i++) {
-        if (Number(body.rows[i].getAttribute('data-t')) < msg.t) { before = body.rows[i]; break; }
-      }
-      if (!before && body.rows.length >= pageSize) return; // older than the page shows
-      body.insertBefore(row, before);
-      while (body.rows.length > pageSize) body.deleteRow(body.rows.length - 1);
+      if (moved) counted('change');
+      return;
     }
-    counted();
+    var before = null;
+    for (var i = 0; i < body.rows.length; i++) {
+      if (Number(body.rows[i].getAttribute('data-t')) < msg.t) { before = body.rows[i]; break; }
+    }
+    var empty = body.querySelector('tr.empty');
+    if (!before && body.rows.length - (empty ? 1 : 0) >= pageSize) return; // older than the page shows
+    if (empty) empty.remove();
+    row.classList.add('fresh');
+    body.insertBefore(row, before);
+    while (body.rows.length > pageSize) body.deleteRow(body.rows.length - 1);
+    counted('new');
   }
 
   function remove(msg) {
@@ -90,7 +101,7 @@
     if (!old) return;
     if (old.contains(document.activeElement)) main.focus();
     old.remove();
-    counted();
+    counted('change');
   }
 
   function replaceRows(msg) {
@@ -103,7 +114,7 @@
     var restore = keepFocus(body, fresh);
     body.replaceWith(fresh);
     if (restore) restore();
-    counted();
+    counted('change');
   }
 
   // refresh reloads the content of the page (a job's detail) in place.
@@ -117,7 +128,7 @@
         var restore = keepFocus(main, fresh);
         main.innerHTML = fresh.innerHTML;
         if (restore) restore();
-        counted();
+        counted('change');
       })
       .catch(function () { say('Live: this job could not be refreshed; reload the page.'); });
   }
