@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme/campaign-ingest/internal/testenv"
+	"github.com/acme/campaign-ingest/natsconn"
 )
 
 // TestReplicasShowTheSameJobs: two workers, each with its page; whichever
@@ -88,5 +91,36 @@ func TestFixedOrganizationReadsOnlyItsOwn(t *testing.T) {
 	}
 	if status, _ := r.fetch(t, "/job?org=acme&id=acme-1"); status != 404 {
 		t.Errorf("acme's job on globex's page: %d, want 404", status)
+	}
+}
+
+// TestMount: ingest-worker's mount of the page, on and off.
+func TestMount(t *testing.T) {
+	ns := testenv.NATS(t)
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		cfg    Config
+		url    string
+		routes int
+	}{
+		{"on", Config{Page: true}, ns.ClientURL(), 5},
+		{"off", Config{Page: false}, ns.ClientURL(), 0},
+		{"no NATS URL: the worker says why", Config{Page: true}, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			routes, stop, err := Mount(ctx, tt.cfg, natsconn.Config{URL: tt.url}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			if len(routes) != tt.routes {
+				t.Errorf("%d routes, want %d", len(routes), tt.routes)
+			}
+		})
+	}
+	if _, _, err := Mount(ctx, Config{Page: true, Org: "Not An Org"}, natsconn.Config{URL: ns.ClientURL()}, nil); err == nil {
+		t.Error("an invalid configuration was mounted")
 	}
 }

@@ -51,8 +51,8 @@ func (v jobsLive) interval() time.Duration { return 250 * time.Millisecond }
 
 func (v jobsLive) messages(p *Page, changed []jobKey, all bool) ([]message, error) {
 	if all {
-		rows, _ := p.ix.Jobs(v.f, nil, PageSize)
-		html, err := fragment("jobRows", rows)
+		jobs, _ := p.ix.Jobs(v.f, nil, PageSize)
+		html, err := fragment("jobRows", jobRows(jobs, p.now()))
 		return []message{{"rows", rowData{HTML: html}}}, err
 	}
 	var msgs []message
@@ -65,7 +65,7 @@ func (v jobsLive) messages(p *Page, changed []jobKey, all bool) ([]message, erro
 			msgs = append(msgs, message{"remove", rowData{Key: keyString(k.org, k.id)}})
 			continue
 		}
-		html, err := fragment("jobRow", j)
+		html, err := fragment("jobRow", newJobRow(&j, p.now()))
 		if err != nil {
 			return nil, err
 		}
@@ -88,7 +88,7 @@ func (v mappingsLive) messages(p *Page, changed []jobKey, all bool) ([]message, 
 	if len(rows) > MaxMappings {
 		rows = rows[:MaxMappings]
 	}
-	html, err := fragment("mappingRows", rows)
+	html, err := fragment("mappingRows", mappingRows(rows))
 	return []message{{"rows", rowData{HTML: html}}}, err
 }
 

@@ -20,7 +20,8 @@ import (
 // false) and stop, which stops the page, waits for it and closes its
 // connection. The page also stops when ctx ends.
 func Mount(ctx context.Context, cfg Config, nc natsconn.Config, log *slog.Logger) (map[string]http.Handler, func(), error) {
-	if !cfg.Page {
+	if !cfg.Page || nc.URL == "" {
+		// Without a URL the worker refuses to start and says why.
 		return nil, func() {}, nil
 	}
 	if err := cfg.Validate(); err != nil {

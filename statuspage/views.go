@@ -17,7 +17,7 @@ const MaxMappings = 2000
 
 type mappingsView struct {
 	chrome
-	Rows      []MappingSummary
+	Rows      []mappingRow
 	Truncated int
 }
 
@@ -25,10 +25,11 @@ type mappingsView struct {
 func (p *Page) mappings(w http.ResponseWriter, r *http.Request, scope string) {
 	ver := p.ix.Version()
 	v := mappingsView{chrome: p.chrome("Mappings", "mappings", scope)}
-	v.Rows = p.ix.Mappings(scope, p.now())
-	if n := len(v.Rows); n > MaxMappings {
-		v.Rows, v.Truncated = v.Rows[:MaxMappings], n-MaxMappings
+	ms := p.ix.Mappings(scope, p.now())
+	if n := len(ms); n > MaxMappings {
+		ms, v.Truncated = ms[:MaxMappings], n-MaxMappings
 	}
+	v.Rows = mappingRows(ms)
 	v.Live = liveURL(ver, url.Values{"view": {"mappings"}})
 	p.render(w, http.StatusOK, "mappings", v)
 }
@@ -39,7 +40,7 @@ type jobsView struct {
 	From, Until       string
 	FromErr, UntilErr string
 	Caption           string
-	Rows              []Job
+	Rows              []jobRow
 	NewestURL         string
 	OlderURL          string
 	Orgs, Mappings    []string
@@ -57,8 +58,8 @@ func (p *Page) jobs(w http.ResponseWriter, r *http.Request, scope string) {
 	if c, ok := ParseCursor(q.Get("before")); ok {
 		before = &c
 	}
-	v.Rows, _ = p.ix.Jobs(v.F, before, PageSize)
-	more := len(v.Rows) == PageSize && p.hasOlder(v.F, v.Rows)
+	jobs, more := p.ix.Jobs(v.F, before, PageSize)
+	v.Rows = jobRows(jobs, p.now())
 	v.Caption = jobsCaption(before != nil)
 	params := filterParams(v.F, v.From, v.Until, scope)
 	if before != nil {
@@ -68,17 +69,10 @@ func (p *Page) jobs(w http.ResponseWriter, r *http.Request, scope string) {
 		v.Live = liveURL(ver, withParam(params, "view", "jobs"))
 	}
 	if more {
-		v.OlderURL = "/jobs?" + withParam(params, "before", CursorOf(v.Rows[len(v.Rows)-1]).String()).Encode()
+		v.OlderURL = "/jobs?" + withParam(params, "before", CursorOf(jobs[len(jobs)-1]).String()).Encode()
 	}
 	v.Orgs, v.Mappings = choices(p.ix.Mappings(scope, p.now()))
 	p.render(w, http.StatusOK, "jobs", v)
-}
-
-// hasOlder reports whether a job older than the last of rows matches f.
-func (p *Page) hasOlder(f Filter, rows []Job) bool {
-	c := CursorOf(rows[len(rows)-1])
-	older, _ := p.ix.Jobs(f, &c, 1)
-	return len(older) > 0
 }
 
 func jobsCaption(older bool) string {
