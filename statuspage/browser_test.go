@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
 )
 
 var update = flag.Bool("update", false, "write screenshots of the status page to docs/img/status-*.png")
@@ -133,7 +135,9 @@ const (
 // page is usable with the keyboard and on a phone-sized screen.
 func TestStatusPageInBrowser(t *testing.T) {
 	exe := findBrowser(t)
-	c := newCluster(t, demoMappings("acme")...)
+	live := campaignsim.Mapping{Org: "acme", ID: "XDMLIVE", Script: campaignsim.Script{
+		Outcome: campaignsim.OutcomeSuccess, Records: 42, Duration: campaignsim.Duration(4 * time.Second)}}
+	c := newCluster(t, append(demoMappings("acme"), live)...)
 	r := c.start(Config{})
 	history := map[string]string{"fetch-1": "XDMFETCH", "upload-1": "XDMUPLOAD", "abort-1": "XDMABORT", "draft-1": "XDMDRAFT", "ok-1": "XDM44"}
 	for id, mapping := range history {
@@ -147,9 +151,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 
 	// Jobs view; then a new job appears and finishes without a reload.
 	b.do("open the jobs view", 15*time.Second, chromedp.Navigate(r.base+"/jobs"), chromedp.WaitVisible(chromedp.CSS(`tbody tr[data-key]`)))
-	b.wait("live updates on", `document.getElementById('live-status').textContent === 'Live updates on.'`, 10*time.Second)
+	b.wait("live updates connected", `!document.getElementById('live-status').textContent.includes('connecting')`, 10*time.Second)
 	eval[bool](b, `window.notReloaded = true`)
-	c.publish("acme", "XDM44", "live-1", "etl-run-2")
+	c.publish("acme", "XDMLIVE", "live-1", "etl-run-2")
 	b.wait("live-1 appears running, first", jsRowState+`('live-1') === 'running' && document.querySelector('tbody th a').textContent === 'live-1'`, 15*time.Second)
 	b.wait("live-1 succeeds", jsRowState+`('live-1') === 'succeeded'`, 20*time.Second)
 	if !eval[bool](b, `window.notReloaded === true`) {
