@@ -42,7 +42,7 @@ type jobsLive struct {
 }
 
 type rowData struct {
-	Key  string `json:"key"`
+	Key  string `json:"key,omitempty"`
 	T    int64  `json:"t,omitempty"`
 	HTML string `json:"html,omitempty"`
 }
