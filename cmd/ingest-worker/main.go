@@ -21,6 +21,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/acme/campaign-ingest/statuspage"
 	"github.com/acme/campaign-ingest/worker"
 )
 
@@ -34,11 +35,12 @@ func main() {
 	}
 }
 
-// config is the program's configuration: the worker's, and the
-// development tools it can start.
+// config is the program's configuration: the worker's, the development
+// tools it can start, and the status page (INGEST_STATUS_*).
 type config struct {
 	worker.Config
 	Development
+	Status statuspage.Config
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -68,7 +70,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer dev.Close()
-	w, err := worker.New(ctx, cfg.Config, worker.Options{Logger: log, Version: version})
+	pages, stopPage, err := statuspage.Mount(ctx, cfg.Status, cfg.NATS, log)
+	if err != nil {
+		return err
+	}
+	defer stopPage()
+	w, err := worker.New(ctx, cfg.Config, worker.Options{Logger: log, Version: version, Handlers: pages})
 	if err != nil {
 		return err
 	}
