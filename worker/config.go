@@ -39,7 +39,7 @@ type Config struct {
 	MaxParked       int           `split_words:"true" default:"10000" desc:"commands a worker holds while their organization has used its maxInFlight, so that its backlog never delays another organization's commands"`
 	StallAfter      time.Duration `split_words:"true" default:"30s" desc:"/healthz fails when pulls have failed for this long"`
 
-	HTTPAddr string `split_words:"true" default:":8080" desc:"/metrics, /healthz, /readyz"`
+	HTTPAddr string `split_words:"true" default:":8080" desc:"/metrics, /healthz, /readyz and the status page"`
 	Pprof    bool   `split_words:"true" default:"false" desc:"serve /debug/pprof/ on INGEST_HTTP_ADDR"`
 	LogLevel string `split_words:"true" default:"info" desc:"debug, info, warn or error"`
 
