@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -73,8 +74,9 @@ type outcome struct {
 	// subject is the terminal event's subject.
 	subject string
 	// id is the command id in its events; "" means the fallback id,
-	// INGEST_COMMANDS-<stream sequence>.
-	id string
+	// INGEST_COMMANDS-<stream sequence>. With orFallback, either.
+	id         string
+	orFallback bool
 	// records is numRecords of a succeeded event (which tenant's mapping
 	// ran: acme's XDM44 has 3, globex's 7).
 	records int64
@@ -218,10 +220,14 @@ func TestTenantIDReuse(t *testing.T) {
 // valid tokens ends in one rejected event on the command's organization's
 // subject, or ingest.events._.… when the subject names no valid one.
 func TestTenantSubjects(t *testing.T) {
+	// An id from a command without a valid organization cannot be scoped
+	// by one: the event may name it by its fallback id.
 	reject := func(name, subject, eventSubject string) hostileCase {
-		return hostileCase{name: name, commands: []command{{subject: subject, body: `{"id":"odd-subject"}`,
-			want: rejected(ingest.ReasonInvalidCommand, eventSubject, "odd-subject")}}}
+		want := rejected(ingest.ReasonInvalidCommand, eventSubject, "odd-subject")
+		want.orFallback = strings.HasPrefix(eventSubject, "ingest.events._.")
+		return hostileCase{name: name, commands: []command{{subject: subject, body: `{"id":"odd-subject"}`, want: want}}}
 	}
+	orFallback := func(o outcome) outcome { o.orFallback = true; return o }
 	tests := []hostileCase{
 		reject("no mapping token", "ingest.commands.acme", "ingest.events._._.rejected"),
 		reject("upper-case organization", "ingest.commands.ACME.XDM44", "ingest.events._.XDM44.rejected"),
@@ -252,8 +258,8 @@ func TestTenantSubjects(t *testing.T) {
 		{
 			name: "two invalid organizations, one id",
 			commands: []command{
-				{subject: "ingest.commands.ACME.XDM44", body: `{"id":"upper-1"}`, want: rejected(ingest.ReasonInvalidCommand, "ingest.events._.XDM44.rejected", "")},
-				{subject: "ingest.commands.GLOBEX.XDM44", body: `{"id":"upper-1"}`, want: rejected(ingest.ReasonInvalidCommand, "ingest.events._.XDM44.rejected", "")},
+				{subject: "ingest.commands.ACME.XDM44", body: `{"id":"upper-1"}`, want: orFallback(rejected(ingest.ReasonInvalidCommand, "ingest.events._.XDM44.rejected", "upper-1"))},
+				{subject: "ingest.commands.GLOBEX.XDM44", body: `{"id":"upper-1"}`, want: orFallback(rejected(ingest.ReasonInvalidCommand, "ingest.events._.XDM44.rejected", "upper-1"))},
 			},
 		},
 	}
@@ -432,7 +438,7 @@ func runHostile(t *testing.T, tests []hostileCase) {
 			}
 			wire := countWire(t, h.nc)
 			r := h.start(nil)
-			ids := make([]string, len(tc.commands))
+			ids := make([][]string, len(tc.commands))
 			for i, c := range tc.commands {
 				ids[i] = publishHostile(t, h, c)
 				if !tc.concurrent {
@@ -453,6 +459,9 @@ func runHostile(t *testing.T, tests []hostileCase) {
 				checkOutcome(t, c, ids[i], all, wire)
 			}
 			checkBounded(t, all)
+			if n := len(terminalOf(all, "")) - 1; n != len(tc.commands) {
+				t.Errorf("%d terminal events stored, want %d (one per command):%s", n, len(tc.commands), fmtEvents(terminalOf(all, "")))
+			}
 			want := map[string]int{}
 			for k, v := range tc.posts {
 				want[k] = v
@@ -507,8 +516,8 @@ func drained(t *testing.T, h *harness) {
 	}
 }
 
-// publishHostile publishes c and returns the id its events must carry.
-func publishHostile(t *testing.T, h *harness, c command) string {
+// publishHostile publishes c and returns the ids its events may carry.
+func publishHostile(t *testing.T, h *harness, c command) []string {
 	t.Helper()
 	var seq uint64
 	if c.rawHeader != "" {
@@ -530,10 +539,14 @@ func publishHostile(t *testing.T, h *harness, c command) string {
 		}
 		seq = ack.Sequence
 	}
-	if c.want.id != "" {
-		return c.want.id
+	fallback := fmt.Sprintf("%s-%d", layout.CommandStream, seq)
+	switch {
+	case c.want.id == "":
+		return []string{fallback}
+	case c.want.orFallback:
+		return []string{c.want.id, fallback}
 	}
-	return fmt.Sprintf("%s-%d", layout.CommandStream, seq)
+	return []string{c.want.id}
 }
 
 // rawPublish publishes a command with a header block as is, over the NATS
@@ -599,22 +612,22 @@ func rawPublish(t *testing.T, h *harness, subject, header, body string) uint64 {
 
 // checkOutcome checks c's events: one terminal event, the right one, on
 // its own organization's subjects, published once.
-func checkOutcome(t *testing.T, c command, id string, all []testenv.Received, wire *wireEvents) {
+func checkOutcome(t *testing.T, c command, ids []string, all []testenv.Received, wire *wireEvents) {
 	t.Helper()
 	w := c.want
 	name := fmt.Sprintf("command on %.80q", c.subject)
 	var terminal []testenv.Received
 	prefix := strings.TrimSuffix(w.subject, string(w.typ))
+	isCmd := func(ev testenv.Received) bool {
+		return slices.Contains(ids, ev.CommandID) && strings.HasPrefix(ev.Subject, prefix)
+	}
 	for _, ev := range all {
-		if ev.CommandID != id || !strings.HasPrefix(ev.Subject, prefix) {
-			continue
-		}
-		if ev.Type.Terminal() {
+		if isCmd(ev) && ev.Type.Terminal() {
 			terminal = append(terminal, ev)
 		}
 	}
 	if len(terminal) != 1 {
-		t.Errorf("%s: %d terminal events with id %.64q on %s*, want 1; all terminal events:%s", name, len(terminal), id, prefix, fmtEvents(terminalOf(all, "")))
+		t.Errorf("%s: %d terminal events with id %.64q on %s*, want 1; all terminal events:%s", name, len(terminal), ids, prefix, fmtEvents(terminalOf(all, "")))
 		return
 	}
 	ev := terminal[0]
@@ -628,7 +641,7 @@ func checkOutcome(t *testing.T, c command, id string, all []testenv.Received, wi
 		t.Errorf("%s: its terminal event was published %d times, want once", name, n)
 	}
 	for _, e := range all {
-		if e.CommandID == id && strings.HasPrefix(e.Subject, prefix) {
+		if isCmd(e) {
 			if got := e.Header.Get("traceparent"); got != w.traceParent {
 				t.Errorf("%s: %s event traceparent %q, want %q", name, e.Type, got, w.traceParent)
 			}
