@@ -618,8 +618,12 @@ func checkOutcome(t *testing.T, c command, ids []string, all []testenv.Received,
 	name := fmt.Sprintf("command on %.80q", c.subject)
 	var terminal []testenv.Received
 	prefix := strings.TrimSuffix(w.subject, string(w.typ))
+	// An event names the organization token of its command, bounded, also
+	// when it is invalid (its subject then says "_").
+	subjOrg, _, fourTokens := layout.SplitCommandSubject(c.subject)
 	isCmd := func(ev testenv.Received) bool {
-		return slices.Contains(ids, ev.CommandID) && strings.HasPrefix(ev.Subject, prefix)
+		return slices.Contains(ids, ev.CommandID) && strings.HasPrefix(ev.Subject, prefix) &&
+			(!fourTokens || ev.Organization == ingest.Bounded(subjOrg, 64))
 	}
 	for _, ev := range all {
 		if isCmd(ev) && ev.Type.Terminal() {
