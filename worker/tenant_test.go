@@ -92,7 +92,7 @@ type hostileCase struct {
 	// is published once the previous one ended.
 	concurrent bool
 	// posts are the simulator's POSTs ("org/mapping") once every command
-	// ended, the next valid command's excepted; any other is a failure.
+	// ended, not counting the next valid command's; any other is a failure.
 	posts map[string]int
 	// redeliveries expected (deliveries_total{kind="redelivery"}).
 	redeliveries float64
