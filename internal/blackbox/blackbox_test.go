@@ -33,6 +33,7 @@ func needBinaries(t *testing.T) {
 	if buildErr != nil {
 		t.Fatalf("build: %v", buildErr)
 	}
+	statSources(t, binaries.root)
 	if cliErr != nil {
 		t.Skipf("the nats CLI (%s) could not be built, so the black-box tests cannot run: %v", natsCLIVersion, cliErr)
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -30,6 +31,7 @@ const natsCLIVersion = "github.com/nats-io/natscli/nats@v0.5.0"
 // bins are the binaries the tests run.
 type bins struct {
 	natsServer, worker, nats string
+	root                     string // the module's
 }
 
 // buildBinaries builds nats-server (a module dependency), ingest-worker and
@@ -51,7 +53,7 @@ func buildBinaries(ctx context.Context) (b bins, err, cliErr error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return b, err, nil
 	}
-	b = bins{natsServer: filepath.Join(dir, "nats-server"), worker: filepath.Join(dir, "ingest-worker"), nats: filepath.Join(dir, "nats")}
+	b = bins{natsServer: filepath.Join(dir, "nats-server"), worker: filepath.Join(dir, "ingest-worker"), nats: filepath.Join(dir, "nats"), root: root}
 	if err := goCmd(ctx, root, nil, "build", "-o", b.natsServer, "github.com/nats-io/nats-server/v2"); err != nil {
 		return b, err, nil
 	}
@@ -61,6 +63,31 @@ func buildBinaries(ctx context.Context) (b bins, err, cliErr error) {
 	// Outside the module: the CLI has its own dependencies.
 	cliErr = goCmd(ctx, dir, []string{"GOBIN=" + dir, "GOWORK=off", "GOFLAGS=-buildvcs=false"}, "install", natsCLIVersion)
 	return b, nil, cliErr
+}
+
+// statSources stats the module's Go sources, go.mod and go.sum from the
+// test, so that go test's result cache, which knows nothing of the
+// binaries built by go build, runs the tests again when the worker's code
+// changed.
+func statSources(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata"):
+			return filepath.SkipDir
+		case d.IsDir():
+			return nil
+		case strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum":
+			_, err := os.Stat(path)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func moduleRoot(ctx context.Context) (string, error) {
