@@ -158,7 +158,6 @@ func (c *Consumer) pull(ctx context.Context, n int, start func(jetstream.Msg)) e
 		return err
 	}
 	c.pulling.Store(true)
-	c.failingSince.Store(0)
 	for msg := range batch.Messages() {
 		if ctx.Err() != nil {
 			// Delayed past this pull's expiry: a plain Nak would
@@ -171,6 +170,7 @@ func (c *Consumer) pull(ctx context.Context, n int, start func(jetstream.Msg)) e
 	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	c.failingSince.Store(0)
 	return nil
 }
 

@@ -103,7 +103,6 @@ func consumerConfig(t Topology) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       t.Durable,
 		Description:   "Campaign ingestion workers",
-		FilterSubject: CommandSubjects,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       t.AckWait,
 		MaxDeliver:    t.MaxDeliver,
