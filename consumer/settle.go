@@ -53,8 +53,10 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.M
 	log.Info("command finished; its outcome was already published", "outcome", ev.Type, "requestId", ev.RequestID)
 }
 
-// reject publishes the rejected event of a command that can never succeed
-// and terminates the command. A publish that fails for a reason that will
+// reject publishes the rejected event of a command that can never succeed,
+// records its id as done (so that a later message with the same id is a
+// duplicate, not a command whose outcome the stream would drop as one), and
+// terminates the command. A publish that fails for a reason that will
 // not pass (the server refuses the message) still terminates it, counted
 // and logged once; only a transient failure hands it back.
 func (c *Consumer) reject(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ev ingest.Event) {
@@ -71,6 +73,12 @@ func (c *Consumer) reject(ctx context.Context, log *slog.Logger, msg jetstream.M
 		log.Error("the rejection cannot be published; terminating the command without it", "err", err)
 	default:
 		c.counted(ev, ack)
+	}
+	if ingest.ValidOrganization(ev.Organization) {
+		// Create only: a running job's record is never overwritten.
+		if _, err := c.store.Claim(wctx, ingest.DoneRecord(ev)); err != nil {
+			log.Warn("cannot record the rejection", "err", err)
+		}
 	}
 	if err := msg.TermWithReason(string(ev.Reason)); err != nil {
 		log.Warn("cannot terminate the command", "err", err)

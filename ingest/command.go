@@ -112,7 +112,7 @@ func parseCommand(env Envelope, body []byte) (Command, error) {
 	if err := cmd.validateIDs(); err != nil {
 		return cmd, err
 	}
-	if org, rest, ok := strings.Cut(env.MsgID, ":"); ok && rest == cmd.ID && org != cmd.Organization && ValidOrganization(org) {
+	if org, rest, ok := strings.Cut(env.MsgID, ":"); ok && (rest == cmd.ID || env.MsgID == cmd.ID) && org != cmd.Organization && ValidOrganization(org) {
 		return cmd, reject(ReasonSubjectMismatch, "Nats-Msg-Id is scoped to organization %q, subject %q", org, cmd.Organization)
 	}
 	return cmd, nil

@@ -62,3 +62,13 @@ func RecordFromEvents(cmd Command, events []Event) *Record {
 	}
 	return rec
 }
+
+// DoneRecord is the record of a command that ended with ev without running
+// (a rejection): stored, it makes a later message with the same id a
+// duplicate instead of a second command whose outcome the stream would drop.
+func DoneRecord(ev Event) Record {
+	return Record{
+		CommandID: ev.CommandID, CorrelationID: ev.CorrelationID, Organization: ev.Organization, MappingID: ev.MappingID,
+		Phase: PhaseDone, Outcome: ev.Type, Reason: ev.Reason, UpdatedAt: ev.FinishedAt,
+	}
+}

@@ -40,11 +40,13 @@ func idKey(id string) string {
 // different outcomes, and "<org>:<commandId>:triggered:<attempt>" for a
 // triggered event. The organization scopes it: two organizations' commands
 // with one id never share an event id. An invalid organization is written
-// as "_".
+// as "_" and its base64url form.
 func EventMsgID(ev ingest.Event) string {
 	org := ev.Organization
 	if !ingest.ValidOrganization(org) {
-		org = "_"
+		// Two invalid organizations must not share ids: "_" and the
+		// organization in base64url (bounded by ingest).
+		org = "_" + base64.RawURLEncoding.EncodeToString([]byte(org))
 	}
 	var b strings.Builder
 	b.Grow(len(org) + len(ev.CommandID) + 16)

@@ -80,6 +80,13 @@ func SplitCommandSubject(subject string) (org, mapping string, ok bool) {
 // subject, its headers and its place in the stream.
 func Envelope(subject string, header func(string) string, stream string, seq uint64) ingest.Envelope {
 	org, mapping, ok := SplitCommandSubject(subject)
+	if rest, found := strings.CutPrefix(subject, CommandPrefix); !ok && found {
+		// Too many tokens: the first still names the organization, so
+		// that the rejection reaches that organization's subscribers.
+		if o, _, deeper := strings.Cut(rest, "."); deeper {
+			org = o
+		}
+	}
 	return ingest.Envelope{
 		Subject:      subject,
 		Organization: org,

@@ -21,7 +21,7 @@ func TestEventSubjectAndMsgID(t *testing.T) {
 		{ev: ingest.Event{Type: ingest.EventTimedOut, CommandID: "c1", Organization: "acme", MappingID: "XDM44"},
 			subject: "ingest.events.acme.XDM44.timed_out", id: "acme:c1:terminal"},
 		{ev: ingest.Event{Type: ingest.EventRejected, CommandID: "c2", Organization: "ACME", MappingID: "a.b"},
-			subject: "ingest.events._._.rejected", id: "_:c2:terminal"},
+			subject: "ingest.events._._.rejected", id: "_QUNNRQ:c2:terminal"},
 		{ev: ingest.Event{Type: ingest.EventRejected, CommandID: "c3"},
 			subject: "ingest.events._._.rejected", id: "_:c3:terminal"},
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -119,15 +118,7 @@ func TestHealthConnectionClosedByServer(t *testing.T) {
 func TestHealthConsumerDeleted(t *testing.T) {
 	h := newHarness(t, campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Polls: 1, Records: 2}})
 	const stallAfter = 2 * time.Second
-	var cfg worker.Config
-	f, ok := reflect.TypeOf(cfg).FieldByName("StallAfter")
-	if !ok || f.Type != reflect.TypeOf(time.Duration(0)) {
-		t.Skip("worker.Config has no StallAfter time.Duration field (INGEST_STALL_AFTER): the consumer's StallAfter " +
-			"(default 30s) cannot be configured, see worker.New passing consumer.Config{MaxInFlight} only")
-	}
-	r := h.start(func(c *worker.Config) {
-		reflect.ValueOf(c).Elem().FieldByName("StallAfter").Set(reflect.ValueOf(stallAfter))
-	})
+	r := h.start(func(c *worker.Config) { c.StallAfter = stallAfter })
 	base := "http://" + r.w.HTTPAddr()
 	waitProbe(t, base+"/readyz", http.StatusOK, "ready")
 	h.publish("ingest.commands.acme.XDM44", "", map[string]string{"Nats-Msg-Id": "before-delete"})

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
@@ -191,7 +192,7 @@ func TestTenantIDReuse(t *testing.T) {
 			// and redelivered until MaxDeliver (5) while acme's runs.
 			name:       "globex fails and is redelivered while acme runs",
 			concurrent: true,
-			faults:     []campaignsim.Fault{{Op: campaignsim.OpTrigger, Kind: campaignsim.FaultError, Code: 503, Org: "globex", Mapping: "XDM44"}},
+			faults:     []campaignsim.Fault{{Op: campaign.OpTrigger, Kind: campaignsim.FaultError, Code: 503, Org: "globex", Mapping: "XDM44"}},
 			commands: []command{
 				globexCmd(`{"id":"shared-1"}`, nil, outcome{typ: ingest.EventFailed, reason: ingest.ReasonAPIUnavailable,
 					subject: "ingest.events.globex.XDM44.failed", id: "shared-1"}),
@@ -376,52 +377,93 @@ func TestHostileRejectedIDReused(t *testing.T) {
 	h.publish("ingest.commands.acme.XDM44", `{"id":"reuse-1"}`, nil)
 	h.settled()
 	runNext(t, h, wire)
-	posts := len(h.calls("acme", "XDM44", campaignsim.OpTrigger))
-	stored := terminalOf(h.events.All(), "reuse-1")
-	if posts > 0 && len(stored) < 2 {
-		t.Errorf("the second reuse-1 ran (%d POST) but its terminal event was not stored; stored: %s; published on the wire: %v",
-			posts, fmtEvents(stored), wire.terminals())
+	// The rejection recorded reuse-1 as done: the second message is a
+	// duplicate of that command, not an ingestion whose outcome the stream
+	// would drop.
+	if posts := len(h.calls("acme", "XDM44", campaign.OpTrigger)); posts != 0 {
+		t.Errorf("the second reuse-1 ran (%d POSTs); want it acked as a duplicate of the rejected command", posts)
 	}
-	if n := testutil.ToFloat64(r.w.Metrics().Requests.WithLabelValues("succeeded")); posts > 0 && n < 2 {
-		t.Logf("requests_total{succeeded} = %v: the succeeded outcome of reuse-1 was not counted", n)
+	if stored := terminalOf(h.events.All(), "reuse-1"); len(stored) != 1 {
+		t.Errorf("reuse-1: %d terminal events stored, want the rejection only: %s (on the wire: %v)", len(stored), fmtEvents(stored), wire.terminals())
+	}
+	if n := testutil.ToFloat64(r.w.Metrics().Requests.WithLabelValues("_other", "rejected")); n != 1 {
+		t.Errorf("requests_total{rejected} = %v, want 1", n)
 	}
 }
 
-// TestTenantBareMsgIDCollision: JetStream's duplicate window spans the
-// whole command stream, whatever the organization. A bare Nats-Msg-Id
-// (as the README's `nats pub … -H Nats-Msg-Id:etl-42` example sets) or
-// another tenant's scoped one, published first by one tenant, makes the
-// stream drop the other tenant's command. The contract says two
-// organizations may use one id without affecting each other.
-func TestTenantBareMsgIDCollision(t *testing.T) {
+// TestTenantMsgIDWindow pins what SECURITY.md ("Tenant isolation") says of
+// JetStream's duplicate window, which spans the whole command stream: with
+// the contract's scoped Nats-Msg-Id (<organization>:<id>) two tenants'
+// equal ids never collide and both run; a bare id, or another tenant's
+// scoped id published first by a squatter, makes the stream drop the
+// second publish, and its publisher is told (PubAck.Duplicate); the
+// squatter's own command is rejected.
+func TestTenantMsgIDWindow(t *testing.T) {
 	tests := []struct {
 		name                        string
 		firstSubject, secondSubject string
-		firstID, secondID           string
+		firstMsgID, secondMsgID     string
+		wantDuplicate               bool
+		wantFirst                   ingest.EventType // the first command's outcome
+		wantSecond                  ingest.EventType // "" when the stream dropped it
+		wantFirstReason             ingest.Reason
 	}{
-		{name: "both tenants set the bare id", firstID: "shared-1", secondID: "shared-1",
-			firstSubject: "ingest.commands.acme.XDM44", secondSubject: "ingest.commands.globex.XDM44"},
-		{name: "globex squats acme's scoped id", firstID: "acme:shared-1", secondID: "acme:shared-1",
-			firstSubject: "ingest.commands.globex.XDM44", secondSubject: "ingest.commands.acme.XDM44"},
+		{name: "scoped ids of two tenants: both run",
+			firstSubject: "ingest.commands.acme.XDM44", firstMsgID: "acme:shared-1",
+			secondSubject: "ingest.commands.globex.XDM44", secondMsgID: "globex:shared-1",
+			wantFirst: ingest.EventSucceeded, wantSecond: ingest.EventSucceeded},
+		{name: "bare ids of two tenants: the second publisher is told its command was dropped",
+			firstSubject: "ingest.commands.acme.XDM44", firstMsgID: "shared-1",
+			secondSubject: "ingest.commands.globex.XDM44", secondMsgID: "shared-1",
+			wantDuplicate: true, wantFirst: ingest.EventSucceeded},
+		{name: "a squatter publishes another tenant's scoped id first: it is rejected, the victim is told",
+			firstSubject: "ingest.commands.globex.XDM44", firstMsgID: "acme:shared-1",
+			secondSubject: "ingest.commands.acme.XDM44", secondMsgID: "acme:shared-1",
+			wantDuplicate: true, wantFirst: ingest.EventRejected, wantFirstReason: ingest.ReasonSubjectMismatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, tenantMappings...)
 			h.start(nil)
-			pub := func(subject, id string) *jetstream.PubAck {
+			pub := func(subject, msgID string) *jetstream.PubAck {
 				msg := nats.NewMsg(subject)
 				msg.Data = []byte(`{"id":"shared-1"}`)
-				msg.Header.Set(jetstream.MsgIDHeader, id)
+				msg.Header.Set(jetstream.MsgIDHeader, msgID)
 				ack, err := h.js.PublishMsg(context.Background(), msg)
 				if err != nil {
 					t.Fatal(err)
 				}
 				return ack
 			}
-			pub(tt.firstSubject, tt.firstID)
-			if ack := pub(tt.secondSubject, tt.secondID); ack.Duplicate {
-				t.Errorf("the stream dropped the command on %s (Nats-Msg-Id %q) as a duplicate of the other tenant's on %s (Nats-Msg-Id %q)",
-					tt.secondSubject, tt.secondID, tt.firstSubject, tt.firstID)
+			pub(tt.firstSubject, tt.firstMsgID)
+			if ack := pub(tt.secondSubject, tt.secondMsgID); ack.Duplicate != tt.wantDuplicate {
+				t.Errorf("second publish: Duplicate = %v, want %v", ack.Duplicate, tt.wantDuplicate)
+			}
+			want := 2
+			if tt.wantDuplicate {
+				want = 1
+			}
+			evs := h.events.WaitFor(t, 20*time.Second, "the terminal events", func(evs []testenv.Received) bool {
+				return countTerminal(evs) >= want
+			})
+			h.settled()
+			outcome := func(cmdSubject string) (ingest.EventType, ingest.Reason) {
+				prefix := strings.Replace(cmdSubject, ".commands.", ".events.", 1) + "."
+				for _, ev := range evs {
+					if ev.Type.Terminal() && strings.HasPrefix(ev.Subject, prefix) {
+						return ev.Type, ev.Reason
+					}
+				}
+				return "", ""
+			}
+			if typ, reason := outcome(tt.firstSubject); typ != tt.wantFirst || reason != tt.wantFirstReason {
+				t.Errorf("first command: %s/%s, want %s/%s", typ, reason, tt.wantFirst, tt.wantFirstReason)
+			}
+			if typ, _ := outcome(tt.secondSubject); typ != tt.wantSecond {
+				t.Errorf("second command: %q, want %q", typ, tt.wantSecond)
+			}
+			if n := countTerminal(h.events.All()); n != want {
+				t.Errorf("%d terminal events, want %d", n, want)
 			}
 		})
 	}
@@ -733,7 +775,7 @@ func runNext(t *testing.T, h *harness, w *wireEvents) {
 func triggerCounts(sim *campaignsim.Server) map[string]int {
 	out := map[string]int{}
 	for _, c := range sim.Calls() {
-		if c.Op == campaignsim.OpTrigger {
+		if c.Op == campaign.OpTrigger {
 			out[c.Org+"/"+c.Mapping]++
 		}
 	}
