@@ -14,17 +14,25 @@ import (
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/natsembed"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
-// serveNATS is the nats child: a natsembed server on a free loopback port.
-// It prints its URL and runs until stdin closes or ctx ends.
+// serveNATS is the nats child: a natsembed server on a free loopback port,
+// with its monitoring endpoint (/varz) on another. It prints both URLs on
+// one line and runs until stdin closes or ctx ends.
 func serveNATS(ctx context.Context, store string, lazy bool) error {
-	s, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: store, LazySync: lazy})
+	s, err := natsembed.Start(natsembed.Options{Port: -1, StoreDir: store, LazySync: lazy, Config: func(o *server.Options) {
+		o.HTTPHost, o.HTTPPort = "127.0.0.1", -1
+	}})
 	if err != nil {
 		return err
 	}
 	defer func() { s.Shutdown(); s.WaitForShutdown() }()
-	fmt.Println(s.ClientURL())
+	monitor := ""
+	if a := s.MonitorAddr(); a != nil {
+		monitor = "http://" + a.String()
+	}
+	fmt.Println(s.ClientURL(), monitor)
 	waitParent(ctx)
 	return nil
 }

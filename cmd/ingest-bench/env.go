@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
@@ -41,21 +42,26 @@ func (e *env) close() {
 	os.RemoveAll(e.tmp)
 }
 
-// natsServer returns the URL of a fresh server for one run (fsync mode
-// "always" or "lazy"), or the external one, and the function that stops it.
-func (e *env) natsServer(mode string) (string, func(), error) {
-	url, _, stop, err := e.natsServerPID(mode)
-	return url, stop, err
+// natsRun is the NATS server of one run.
+type natsRun struct {
+	url string
+	// pid is the nats child's process id, 0 for an external server.
+	pid int
+	// monitor is the base URL of the server's monitoring endpoint ("" when
+	// unknown: an external server without -nats-monitor).
+	monitor string
+	stop    func()
 }
 
-// natsServerPID is natsServer with the child's pid (0 for an external server).
-func (e *env) natsServerPID(mode string) (string, int, func(), error) {
+// natsServer returns a fresh server for one run (fsync mode "always" or
+// "lazy"), or the external one.
+func (e *env) natsServer(mode string) (*natsRun, error) {
 	if e.o.natsURL != "" {
-		return e.o.natsURL, 0, func() {}, nil
+		return &natsRun{url: e.o.natsURL, monitor: e.o.natsMonitor, stop: func() {}}, nil
 	}
 	dir, err := os.MkdirTemp(e.tmp, "js-")
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
 	args := []string{"-role", "nats", "-store", dir}
 	if mode == "lazy" {
@@ -63,9 +69,10 @@ func (e *env) natsServerPID(mode string) (string, int, func(), error) {
 	}
 	c, err := startChild(args...)
 	if err != nil {
-		return "", 0, nil, err
+		return nil, err
 	}
-	return c.addr, c.cmd.Process.Pid, func() { c.stop(); os.RemoveAll(dir) }, nil
+	url, monitor, _ := strings.Cut(c.addr, " ")
+	return &natsRun{url: url, pid: c.cmd.Process.Pid, monitor: monitor, stop: func() { c.stop(); os.RemoveAll(dir) }}, nil
 }
 
 // workerConfig is the worker's default configuration pointed at natsURL and

@@ -33,11 +33,12 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	if err := e.resetCalls(); err != nil {
 		return err
 	}
-	url, stopNATS, err := e.natsServer(mode)
+	ns, err := e.natsServer(mode)
 	if err != nil {
 		return err
 	}
-	defer stopNATS()
+	defer ns.stop()
+	url := ns.url
 	w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
 	if err != nil {
 		return err
