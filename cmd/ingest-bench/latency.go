@@ -90,7 +90,7 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 			time.Sleep(d)
 		}
 		published[i] = time.Now()
-		if _, err := js.PublishMsgAsync(commandMsg(fmt.Sprintf("lat-%d", i), ms[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
+		if _, err := js.PublishMsgAsync(commandMsg(benchOrg, fmt.Sprintf("lat-%d", i), ms[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}

@@ -33,7 +33,13 @@ func (e *env) putMappings(ms []campaignsim.Mapping) error {
 
 // calls reads the simulator's call log of one operation.
 func (e *env) calls(op string) ([]campaignsim.Call, error) {
-	resp, err := e.hc.Get(e.simURL + "/_sim/calls?op=" + url.QueryEscape(op))
+	return e.callsOf(url.Values{"op": {op}})
+}
+
+// callsOf reads the simulator's call log, filtered by q (op, org,
+// mapping, requestId).
+func (e *env) callsOf(q url.Values) ([]campaignsim.Call, error) {
+	resp, err := e.hc.Get(e.simURL + "/_sim/calls?" + q.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -65,6 +71,24 @@ func (e *env) waitCalls(ctx context.Context, op string, n int) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// addClients adds OAuth clients to the simulator.
+func (e *env) addClients(cs []campaignsim.Client) error {
+	b, err := json.Marshal(cs)
+	if err != nil {
+		return err
+	}
+	resp, err := e.hc.Post(e.simURL+"/_sim/clients", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("add clients: %s", resp.Status)
+	}
+	return nil
 }
 
 func (e *env) resetCalls() error {
