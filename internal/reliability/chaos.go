@@ -69,6 +69,9 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep Report, err error) {
 	if cfg.NATSEvery > 0 {
 		wg.Go(func() { ch.natsLoop(runCtx) })
 	}
+	if cfg.EventFaultEvery > 0 {
+		wg.Go(func() { ch.eventFaultLoop(runCtx) })
+	}
 	wg.Go(func() { ch.progressLoop(runCtx) })
 	wg.Wait()
 	if pubErr != nil {
@@ -96,6 +99,8 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep Report, err error) {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("request %s of stopped worker %d never checked again", id, s.proc))
 		}
 	}
+	rep.EventFaults = ch.eventFaults
+	rep.TriggeredNotStored = countLogged(logs, TriggeredNotStoredLog)
 	rep.Elapsed = time.Since(start)
 	return rep, drainErr
 }
@@ -115,6 +120,8 @@ type chaos struct {
 	nextID  int
 	workers []*Worker
 	stops   []stopped
+	// eventFaults counts the events-stream faults run.
+	eventFaults int
 }
 
 // stopped is a worker stopped by the chaos.

@@ -29,6 +29,11 @@ type ChaosConfig struct {
 	// server, or the leader of the command stream and of the job bucket in
 	// turn; 0 = never.
 	NATSEvery time.Duration
+	// EventFaultEvery makes publishing to INGEST_EVENTS fail for
+	// EventFaultFor this often (the stream's MaxMsgSize is set below any
+	// event's size, then restored), so that triggered events are not
+	// stored and jobs must fall back to their KV write; 0 = never.
+	EventFaultEvery time.Duration
 	// IngestionTime is how long each ingestion runs in the simulator;
 	// default 5s (longer than AckWait: see TestReplicasKilledAndRestarted).
 	IngestionTime time.Duration

@@ -38,6 +38,11 @@ type Report struct {
 	MaxHandOver time.Duration
 	// Kills and Terms count the worker processes killed and stopped.
 	Kills, Terms int
+	// EventFaults counts the events-stream faults (publishes to
+	// INGEST_EVENTS failing for EventFaultFor); TriggeredNotStored the
+	// jobs whose triggered event was not stored and that recorded their
+	// request in KV instead (worker log lines TriggeredNotStoredLog).
+	EventFaults, TriggeredNotStored int
 	// Elapsed is the run's duration.
 	Elapsed time.Duration
 	// Problems names the first commands that broke a guarantee.
@@ -121,6 +126,8 @@ func (r Report) WriteTable(w io.Writer) {
 	row("duplicate POSTs", r.DuplicatePOSTs)
 	row("POST calls", r.POSTs)
 	row("workers killed / stopped", fmt.Sprintf("%d / %d", r.Kills, r.Terms))
+	row("events-stream faults", r.EventFaults)
+	row("triggered events not stored", r.TriggeredNotStored)
 	row("resumes measured (SIGKILL)", len(r.Resumes))
 	row("max resume time", r.MaxResume.Round(time.Millisecond))
 	row("hand-overs measured (SIGTERM)", len(r.HandOvers))
