@@ -73,6 +73,13 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 			ratios[i] = workers[i].rate / floors[i].rate
 		}
 		t.add(label, "worker / floor", spread("%.2f", ratios), "≥ 0.80", loadAvg())
+		// On a machine that the processes keep busy, the rates are in the
+		// inverse ratio of the CPU each job costs all of them.
+		cpuRatios := make([]float64, len(floors))
+		for i := range floors {
+			cpuRatios[i] = floors[i].cpuAll() / workers[i].cpuAll()
+		}
+		t.add(label, "floor CPU / worker CPU (all processes)", spread("%.2f", cpuRatios), "≥ 0.80", "-")
 	}
 	for _, s := range []struct {
 		name string
@@ -83,6 +90,7 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		}
 		t.add(label, s.name+": JetStream writes / job", s.rs[len(s.rs)-1].writes, "", "-")
 		t.add(label, s.name+": CPU µs / job (bench / nats / sim)", joinSpreads("%.0f", cpuColumns(s.rs)...), "", "-")
+		t.add(label, s.name+": CPU µs / job, all processes", spread("%.0f", column(s.rs, result.cpuAll)), "", "-")
 		t.add(label, s.name+": NATS msgs / job (in / out)", joinSpreads("%.1f", trafficColumn(s.rs, traffic.msgs)...), "", "-")
 		t.add(label, s.name+": NATS bytes / job (in / out)", joinSpreads("%.0f", trafficColumn(s.rs, traffic.bytes)...), "", "-")
 	}
@@ -102,6 +110,9 @@ type result struct {
 }
 
 func (r result) rateOf() float64 { return r.rate }
+
+// cpuAll is the CPU per job of every process (NaN with an external server).
+func (r result) cpuAll() float64 { return r.cpu[procBench] + r.cpu[procNATS] + r.cpu[procSim] }
 
 func (r result) String() string {
 	return fmt.Sprintf("%.0f /s, CPU µs/job %.0f / %.0f / %.0f, NATS msgs/job %.1f / %.1f, bytes/job %.0f / %.0f, writes/job %s",
