@@ -99,6 +99,9 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep Report, err error) {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("request %s of stopped worker %d never checked again", id, s.proc))
 		}
 	}
+	if err := writeWitness(cfg.Dir, calls, ch.stops); err != nil {
+		cfg.Logf("write the call log: %v", err)
+	}
 	rep.EventFaults = ch.eventFaults
 	rep.TriggeredNotStored = countLogged(logs, TriggeredNotStoredLog)
 	rep.Elapsed = time.Since(start)
