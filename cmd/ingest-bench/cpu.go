@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +33,13 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
+// The processes a cpuMeter measures, in its order.
+const (
+	procBench = iota // this process: the worker, or the floor
+	procNATS         // the nats child
+	procSim          // the simulator child
+)
+
 // cpuMeter measures the CPU used by this process, the nats child and the
 // simulator child over an interval.
 type cpuMeter struct {
@@ -40,24 +48,24 @@ type cpuMeter struct {
 }
 
 func startCPU(natsPID, simPID int) *cpuMeter {
-	m := &cpuMeter{pids: [3]int{0, natsPID, simPID}}
+	m := &cpuMeter{pids: [3]int{procBench: 0, procNATS: natsPID, procSim: simPID}}
 	for i, p := range m.pids {
 		m.start[i] = procCPU(p)
 	}
 	return m
 }
 
-// perJob returns the CPU per job of each process since start, formatted
-// "bench / nats / sim" in µs.
-func (m *cpuMeter) perJob(n int) string {
-	var out []string
+// perJob returns the CPU per job of each process since start, in µs; NaN
+// for an external server.
+func (m *cpuMeter) perJob(n int) [3]float64 {
+	var out [3]float64
 	for i, p := range m.pids {
-		if i == 1 && p == 0 {
-			out = append(out, "-") // external server
+		if i == procNATS && p == 0 {
+			out[i] = math.NaN()
 			continue
 		}
 		d := procCPU(p) - m.start[i]
-		out = append(out, fmt.Sprintf("%.0f", float64(d.Microseconds())/float64(n)))
+		out[i] = float64(d.Microseconds()) / float64(n)
 	}
-	return strings.Join(out, " / ")
+	return out
 }

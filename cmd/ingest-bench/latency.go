@@ -33,11 +33,12 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	if err := e.resetCalls(); err != nil {
 		return err
 	}
-	url, stopNATS, err := e.natsServer(mode)
+	ns, err := e.natsServer(mode)
 	if err != nil {
 		return err
 	}
-	defer stopNATS()
+	defer ns.stop()
+	url := ns.url
 	w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
 	if err != nil {
 		return err
@@ -89,7 +90,7 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 			time.Sleep(d)
 		}
 		published[i] = time.Now()
-		if _, err := js.PublishMsgAsync(commandMsg(fmt.Sprintf("lat-%d", i), ms[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
+		if _, err := js.PublishMsgAsync(commandMsg(benchOrg, fmt.Sprintf("lat-%d", i), ms[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}

@@ -29,10 +29,14 @@ type options struct {
 	store        string
 	lazy         bool
 	natsURL      string
+	natsMonitor  string
 	phases       string
 	fsync        string
 	latencyFsync string
 	n            int
+	runs         int
+	fairShare    bool
+	fairBacklog  int
 	concurrency  int
 	duration     time.Duration
 	memJobs      int
@@ -49,10 +53,14 @@ func main() {
 	flag.StringVar(&o.store, "store", "", "internal: the nats child's storage")
 	flag.BoolVar(&o.lazy, "lazy", false, "internal: the nats child does not fsync every write")
 	flag.StringVar(&o.natsURL, "nats", "", "external NATS URL (default: a natsembed child per run, fresh storage)")
+	flag.StringVar(&o.natsMonitor, "nats-monitor", "", "monitoring URL of the external server (http://host:8222), for NATS messages and bytes per job")
 	flag.StringVar(&o.phases, "phases", "throughput,memory,polls,latency", "phases to run, comma-separated")
 	flag.StringVar(&o.fsync, "fsync", "always,lazy", "fsync modes of the throughput phase (always, lazy); ignored with -nats")
 	flag.StringVar(&o.latencyFsync, "latency-fsync", "lazy,always", "fsync modes of the latency phase; ignored with -nats")
 	flag.IntVar(&o.n, "n", 20000, "commands per throughput run")
+	flag.IntVar(&o.runs, "runs", 1, "throughput runs per fsync mode (worker and floor alternately); the table gives the median [min–max]")
+	flag.BoolVar(&o.fairShare, "fairshare", false, "run only the fair-share scenario (-phases fairshare): acme's backlog, then one globex command; -runs times")
+	flag.IntVar(&o.fairBacklog, "fair-backlog", 5000, "acme commands (30 s ingestions) queued in front of globex's in the fair-share scenario")
 	flag.IntVar(&o.concurrency, "c", 100, "jobs in flight (INGEST_MAX_IN_FLIGHT) of the throughput and latency runs, and the floor's goroutines")
 	flag.DurationVar(&o.duration, "duration", 0, "ingestion duration of the throughput runs (0 = instant)")
 	flag.IntVar(&o.memJobs, "mem-jobs", 10000, "jobs waiting on long ingestions in the memory phase")
@@ -62,6 +70,9 @@ func main() {
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken with the memory phase's jobs in flight to this file")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up a run after this long")
 	flag.Parse()
+	if o.fairShare {
+		o.phases = "fairshare"
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -129,6 +140,11 @@ func run(ctx context.Context, o options) error {
 			if err := latencyPhase(ctx, env, t, strings.TrimSpace(mode)); err != nil {
 				return fmt.Errorf("latency (%s): %w", mode, err)
 			}
+		}
+	}
+	if phases["fairshare"] {
+		if err := fairSharePhase(ctx, env, t); err != nil {
+			return fmt.Errorf("fair share: %w", err)
 		}
 	}
 	t.print(os.Stdout)

@@ -77,11 +77,12 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 	if err := e.resetCalls(); err != nil {
 		return err
 	}
-	url, stopNATS, err := e.natsServer("lazy")
+	ns, err := e.natsServer("lazy")
 	if err != nil {
 		return err
 	}
-	defer stopNATS()
+	defer ns.stop()
+	url := ns.url
 	nc, js, err := connect(url)
 	if err != nil {
 		return err

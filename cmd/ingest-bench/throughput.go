@@ -2,22 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
+	"math"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
-	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
-	"github.com/acme/campaign-ingest/publisher"
 )
 
 // throughputMappings returns the mapping of command i: one instant
@@ -35,50 +29,135 @@ func (e *env) throughputMappings(mode string) (func(int) string, error) {
 	return func(i int) string { return ms[i].ID }, e.putMappings(ms)
 }
 
-// throughputPhase runs the worker and then the floor on fresh servers of
-// one fsync mode and adds both rates and their ratio to t. With -duration
-// only the worker runs: the floor is defined for instant ingestions.
+// throughputPhase runs the worker and then the floor, -runs times
+// alternately, each on a fresh server of one fsync mode, and adds the
+// median and range of every figure to t. With -duration only the worker
+// runs: the floor is defined for instant ingestions.
 func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *os.File) error {
-	mapping, err := e.throughputMappings(mode)
-	if err != nil {
-		return err
-	}
-	if e.o.duration > 0 {
-		load := loadAvg()
+	load := loadAvg()
+	var workers, floors []result
+	for run := range max(e.o.runs, 1) {
+		if run > 0 {
+			prof = nil // the profile is of the first run
+		}
+		mapping, err := e.throughputMappings(fmt.Sprintf("%s%d", mode, run))
+		if err != nil {
+			return err
+		}
 		wr, err := throughputWorker(ctx, e, mode, mapping, prof)
 		if err != nil {
 			return err
 		}
-		label := fmt.Sprintf("throughput, fsync %s, %d cmds of %s, %d in flight", mode, e.o.n, e.o.duration, e.o.concurrency)
-		t.add(label, "worker", fmt.Sprintf("%.0f /s", wr.rate), "", load)
-		t.add(label, "worker: JetStream writes / job", wr.writes, "", "-")
-		t.add(label, "worker: CPU µs / job (bench / nats / sim)", wr.cpu, "", "-")
-		return nil
+		workers = append(workers, wr)
+		fmt.Printf("throughput %s run %d: worker %s\n", mode, run+1, wr)
+		if e.o.duration > 0 {
+			continue
+		}
+		fr, err := throughputFloor(ctx, e, mode, mapping)
+		if err != nil {
+			return err
+		}
+		floors = append(floors, fr)
+		fmt.Printf("throughput %s run %d: floor  %s (worker / floor %.2f)\n", mode, run+1, fr, wr.rate/fr.rate)
 	}
-	load := loadAvg()
-	wr, err := throughputWorker(ctx, e, mode, mapping, prof)
-	if err != nil {
-		return err
+	cmds := fmt.Sprintf("%d cmds", e.o.n)
+	if e.o.duration > 0 {
+		cmds += " of " + e.o.duration.String()
 	}
-	fr, err := throughputFloor(ctx, e, mode, mapping)
-	if err != nil {
-		return err
+	label := fmt.Sprintf("throughput, fsync %s, %s, %d in flight, runs: %d", mode, cmds, e.o.concurrency, len(workers))
+	t.add(label, "worker", spread("%.0f /s", column(workers, result.rateOf)), "≥ 3000 /s", load)
+	if len(floors) > 0 {
+		t.add(label, "floor (bare loop)", spread("%.0f /s", column(floors, result.rateOf)), "", load)
+		ratios := make([]float64, len(floors))
+		for i := range floors {
+			ratios[i] = workers[i].rate / floors[i].rate
+		}
+		t.add(label, "worker / floor", spread("%.2f", ratios), "≥ 0.80", loadAvg())
+		// On a machine that the processes keep busy, the rates are in the
+		// inverse ratio of the CPU each job costs all of them.
+		cpuRatios := make([]float64, len(floors))
+		for i := range floors {
+			cpuRatios[i] = floors[i].cpuAll() / workers[i].cpuAll()
+		}
+		t.add(label, "floor CPU / worker CPU (all processes)", spread("%.2f", cpuRatios), "≥ 0.80", "-")
 	}
-	label := fmt.Sprintf("throughput, fsync %s, %d cmds, %d in flight", mode, e.o.n, e.o.concurrency)
-	t.add(label, "worker", fmt.Sprintf("%.0f /s", wr.rate), "≥ 3000 /s", load)
-	t.add(label, "floor (bare loop)", fmt.Sprintf("%.0f /s", fr.rate), "", load)
-	t.add(label, "worker / floor", fmt.Sprintf("%.2f", wr.rate/fr.rate), "≥ 0.80", loadAvg())
-	t.add(label, "worker: JetStream writes / job", wr.writes, "", "-")
-	t.add(label, "worker: CPU µs / job (bench / nats / sim)", wr.cpu, "", "-")
-	t.add(label, "floor: CPU µs / job (bench / nats / sim)", fr.cpu, "", "-")
+	for _, s := range []struct {
+		name string
+		rs   []result
+	}{{"worker", workers}, {"floor", floors}} {
+		if len(s.rs) == 0 {
+			continue
+		}
+		t.add(label, s.name+": JetStream writes / job", s.rs[len(s.rs)-1].writes, "", "-")
+		t.add(label, s.name+": CPU µs / job (bench / nats / sim)", joinSpreads("%.0f", cpuColumns(s.rs)...), "", "-")
+		t.add(label, s.name+": CPU µs / job, all processes", spread("%.0f", column(s.rs, result.cpuAll)), "", "-")
+		t.add(label, s.name+": NATS msgs / job (in / out)", joinSpreads("%.1f", trafficColumn(s.rs, traffic.msgs)...), "", "-")
+		t.add(label, s.name+": NATS bytes / job (in / out)", joinSpreads("%.0f", trafficColumn(s.rs, traffic.bytes)...), "", "-")
+	}
 	return nil
 }
 
 // result is one throughput run.
 type result struct {
-	rate   float64
-	cpu    string // CPU per job of the processes
-	writes string // synchronous JetStream writes per job, by stream
+	rate float64
+	// cpu is the CPU per job of each process (procBench, procNATS,
+	// procSim), in µs.
+	cpu [3]float64
+	// traffic is the NATS traffic per job, when the server's /varz was read.
+	traffic traffic
+	// writes is the synchronous JetStream writes per job, by stream.
+	writes string
+}
+
+func (r result) rateOf() float64 { return r.rate }
+
+// cpuAll is the CPU per job of every process (NaN with an external server).
+func (r result) cpuAll() float64 { return r.cpu[procBench] + r.cpu[procNATS] + r.cpu[procSim] }
+
+func (r result) String() string {
+	return fmt.Sprintf("%.0f /s, CPU µs/job %.0f / %.0f / %.0f, NATS msgs/job %.1f / %.1f, bytes/job %.0f / %.0f, writes/job %s",
+		r.rate, r.cpu[procBench], r.cpu[procNATS], r.cpu[procSim],
+		r.traffic.inMsgs, r.traffic.outMsgs, r.traffic.inBytes, r.traffic.outBytes, r.writes)
+}
+
+func (tr traffic) msgs() [2]float64  { return [2]float64{tr.inMsgs, tr.outMsgs} }
+func (tr traffic) bytes() [2]float64 { return [2]float64{tr.inBytes, tr.outBytes} }
+
+func cpuColumns(rs []result) [][]float64 {
+	var cols [][]float64
+	for p := range 3 {
+		cols = append(cols, column(rs, func(r result) float64 { return r.cpu[p] }))
+	}
+	return cols
+}
+
+func trafficColumn(rs []result, f func(traffic) [2]float64) [][]float64 {
+	var cols [][]float64
+	for i := range 2 {
+		cols = append(cols, column(rs, func(r result) float64 { return f(r.traffic)[i] }))
+	}
+	return cols
+}
+
+// meters measure one run's CPU and NATS traffic.
+type meters struct {
+	cpu     *cpuMeter
+	traffic *trafficMeter
+}
+
+func startMeters(e *env, ns *natsRun) meters {
+	return meters{cpu: startCPU(ns.pid, e.sim.cmd.Process.Pid), traffic: startTraffic(ns.monitor)}
+}
+
+// result returns the run's figures for n jobs that took from start to end
+// (the CPU and traffic are counted until now).
+func (m meters) result(n int, start, end time.Time) result {
+	r := result{rate: float64(n) / end.Sub(start).Seconds(), cpu: m.cpu.perJob(n)}
+	var ok bool
+	if r.traffic, ok = m.traffic.perJob(n); !ok {
+		r.traffic = traffic{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
+	}
+	return r
 }
 
 // writesPerJob reads how many messages the streams took per job: the
@@ -91,7 +170,9 @@ func writesPerJob(ctx context.Context, js jetstream.JetStream, n int) string {
 	} {
 		st, err := js.Stream(ctx, s.name)
 		if err != nil {
-			out = append(out, s.label+" ?")
+			if s.label != "KV" {
+				out = append(out, s.label+" ?")
+			}
 			continue
 		}
 		out = append(out, fmt.Sprintf("%s %.2f", s.label, float64(st.CachedInfo().State.LastSeq)/float64(n)))
@@ -102,17 +183,17 @@ func writesPerJob(ctx context.Context, js jetstream.JetStream, n int) string {
 // throughputWorker publishes n commands and measures commands/s from the
 // first publish to the last terminal event, the worker running in process.
 func throughputWorker(ctx context.Context, e *env, mode string, mapping func(int) string, prof *os.File) (result, error) {
-	url, pid, stopNATS, err := e.natsServerPID(mode)
+	ns, err := e.natsServer(mode)
 	if err != nil {
 		return result{}, err
 	}
-	defer stopNATS()
-	w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
+	defer ns.stop()
+	w, err := startWorker(ctx, e.workerConfig(ns.url, e.o.concurrency))
 	if err != nil {
 		return result{}, err
 	}
 	defer w.stop()
-	nc, js, err := connect(url)
+	nc, js, err := connect(ns.url)
 	if err != nil {
 		return result{}, err
 	}
@@ -126,7 +207,7 @@ func throughputWorker(ctx context.Context, e *env, mode string, mapping func(int
 		return result{}, err
 	}
 	defer stopProf()
-	cpu := startCPU(pid, e.sim.cmd.Process.Pid)
+	m := startMeters(e, ns)
 	start := time.Now()
 	if err := publishAll(ctx, js, e.o.n, "tp", mapping); err != nil {
 		return result{}, err
@@ -134,155 +215,8 @@ func throughputWorker(ctx context.Context, e *env, mode string, mapping func(int
 	if err := tc.wait(ctx, e.o.timeout); err != nil {
 		return result{}, err
 	}
-	r := result{rate: float64(e.o.n) / tc.last.Sub(start).Seconds(), cpu: cpu.perJob(e.o.n)}
-	time.Sleep(200 * time.Millisecond) // the last done records
+	time.Sleep(200 * time.Millisecond) // the last done records and acks
+	r := m.result(e.o.n, start, tc.last)
 	r.writes = writesPerJob(ctx, js, e.o.n)
 	return r, nil
-}
-
-// throughputFloor does what a job needs and nothing else: the same API
-// calls (POST, one GET, a static token) and the same NATS round trips
-// (command publish, pull, triggered event, terminal event, ack) with the
-// same concurrency, none of the worker's machinery.
-func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int) string) (result, error) {
-	url, pid, stopNATS, err := e.natsServerPID(mode)
-	if err != nil {
-		return result{}, err
-	}
-	defer stopNATS()
-	nc, js, err := connect(url)
-	if err != nil {
-		return result{}, err
-	}
-	defer nc.Close()
-	for _, sc := range []jetstream.StreamConfig{layout.CommandStreamConfig(1), layout.EventStreamConfig(0, 1)} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return result{}, err
-		}
-	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, layout.CommandStream, jetstream.ConsumerConfig{
-		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10000,
-	})
-	if err != nil {
-		return result{}, err
-	}
-	tok, err := e.token()
-	if err != nil {
-		return result{}, err
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = e.o.concurrency
-	f := &floor{mapping: mapping(0), hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, js: js, token: tok,
-		base: e.simURL + "/" + benchOrg + "/campaign/dataIngestion/xdmIngestion/" + mapping(0) + "/ingest"}
-	tc, err := countTerminal(nc, e.o.n, nil)
-	if err != nil {
-		return result{}, err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(e.o.concurrency))
-	if err != nil {
-		return result{}, err
-	}
-	msgs := make(chan jetstream.Msg)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(msgs)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				return
-			}
-			msgs <- m
-		}
-	})
-	errs := make(chan error, e.o.concurrency)
-	for range e.o.concurrency {
-		wg.Go(func() {
-			for m := range msgs {
-				if err := f.job(ctx, m); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		})
-	}
-	cpu := startCPU(pid, e.sim.cmd.Process.Pid)
-	start := time.Now()
-	perr := publishAll(ctx, js, e.o.n, "fl", mapping)
-	if perr == nil {
-		perr = tc.wait(ctx, e.o.timeout)
-	}
-	it.Stop()
-	wg.Wait()
-	select {
-	case err := <-errs:
-		return result{}, fmt.Errorf("floor job: %w", err)
-	default:
-	}
-	if perr != nil {
-		return result{}, perr
-	}
-	return result{rate: float64(e.o.n) / tc.last.Sub(start).Seconds(), cpu: cpu.perJob(e.o.n)}, nil
-}
-
-type floor struct {
-	hc      *http.Client
-	js      jetstream.JetStream
-	token   string
-	base    string
-	mapping string
-}
-
-func (f *floor) job(ctx context.Context, m jetstream.Msg) error {
-	var tr campaign.TriggerResponse
-	if err := f.call(ctx, http.MethodPost, f.base, &tr); err != nil {
-		return err
-	}
-	id := string(tr.RequestID)
-	cmdID := m.Headers().Get(jetstream.MsgIDHeader)
-	ev := ingest.Event{Type: ingest.EventTriggered, CommandID: cmdID, Organization: benchOrg, MappingID: f.mapping, RequestID: id, Attempt: 1}
-	if err := f.publish(ctx, ev); err != nil {
-		return err
-	}
-	var st campaign.StatusResponse
-	if err := f.call(ctx, http.MethodGet, f.base+"?requestId="+id, &st); err != nil {
-		return err
-	}
-	ev.Type, ev.Status, ev.Polls = ingest.EventSucceeded, string(st.Status), 1
-	if err := f.publish(ctx, ev); err != nil {
-		return err
-	}
-	return m.Ack()
-}
-
-func (f *floor) publish(ctx context.Context, ev ingest.Event) error {
-	msg, err := publisher.EventMsg(ev)
-	if err != nil {
-		return err
-	}
-	_, err = f.js.PublishMsg(ctx, msg)
-	return err
-}
-
-func (f *floor) call(ctx context.Context, method, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, method, u, http.NoBody)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+f.token)
-	req.Header.Set("X-Api-Key", campaignsim.DemoClientID)
-	resp, err := f.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s %s", method, resp.Status, b)
-	}
-	return json.Unmarshal(b, v)
 }

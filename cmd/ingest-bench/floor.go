@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/campaign-ingest/campaign"
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/layout"
+	"github.com/acme/campaign-ingest/publisher"
+)
+
+// throughputFloor runs the bare loop: what the contract makes every
+// implementation do for one instant ingestion, and nothing else. Per
+// command: pull it, read it (ingest.ParseCommand: the command id, the
+// organization and mapping), POST, publish the triggered event (the request
+// id is durable before any status of it is acted on; the publish overlaps
+// the first GET, as the worker's does), GET, publish the terminal event,
+// ack. Both events are the contract's full JSON with CloudEvents headers
+// and Nats-Msg-Id, built by publisher.EventMsg: the bytes are the worker's
+// own. It runs with the worker's concurrency, on its own connection (as the
+// worker has), with a static token; none of the worker's machinery (job
+// records, recovery, heartbeats, metrics, retries, per-organization
+// clients).
+func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int) string) (result, error) {
+	ns, err := e.natsServer(mode)
+	if err != nil {
+		return result{}, err
+	}
+	defer ns.stop()
+	nc, js, err := connect(ns.url)
+	if err != nil {
+		return result{}, err
+	}
+	defer nc.Close()
+	for _, sc := range []jetstream.StreamConfig{layout.CommandStreamConfig(1), layout.EventStreamConfig(0, 1)} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return result{}, err
+		}
+	}
+	f, err := newFloor(ctx, e, ns.url)
+	if err != nil {
+		return result{}, err
+	}
+	defer f.nc.Close()
+	tc, err := countTerminal(nc, e.o.n, nil)
+	if err != nil {
+		return result{}, err
+	}
+	stop, errs, err := f.run(ctx, e.o.concurrency)
+	if err != nil {
+		return result{}, err
+	}
+	m := startMeters(e, ns)
+	start := time.Now()
+	perr := publishAll(ctx, js, e.o.n, "fl", mapping)
+	if perr == nil {
+		perr = tc.wait(ctx, e.o.timeout)
+	}
+	time.Sleep(200 * time.Millisecond) // the last acks
+	r := m.result(e.o.n, start, tc.last)
+	stop()
+	select {
+	case err := <-errs:
+		return result{}, fmt.Errorf("floor job: %w", err)
+	default:
+	}
+	if perr != nil {
+		return result{}, perr
+	}
+	r.writes = writesPerJob(ctx, js, e.o.n)
+	return r, nil
+}
+
+// floor is the bare loop's state.
+type floor struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	cons  jetstream.Consumer
+	hc    *http.Client
+	token string
+	api   string // the simulator's base URL
+}
+
+func newFloor(ctx context.Context, e *env, url string) (*floor, error) {
+	nc, js, err := connect(url)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, layout.CommandStream, jetstream.ConsumerConfig{
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10000,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	tok, err := e.token()
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = e.o.concurrency
+	return &floor{nc: nc, js: js, cons: cons, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, token: tok, api: e.simURL}, nil
+}
+
+// run pulls commands (as many buffered as there are goroutines) into
+// concurrency goroutines that each run one job at a time. stop ends them;
+// errs receives the first job error.
+func (f *floor) run(ctx context.Context, concurrency int) (stop func(), errs <-chan error, err error) {
+	it, err := f.cons.Messages(jetstream.PullMaxMessages(concurrency))
+	if err != nil {
+		return nil, nil, err
+	}
+	msgs := make(chan jetstream.Msg)
+	ec := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			msgs <- m
+		}
+	})
+	for range concurrency {
+		wg.Go(func() {
+			for m := range msgs {
+				if err := f.job(ctx, m); err != nil {
+					select {
+					case ec <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	return func() { it.Stop(); wg.Wait() }, ec, nil
+}
+
+// job runs one command.
+func (f *floor) job(ctx context.Context, m jetstream.Msg) error {
+	meta, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	cmd, err := ingest.ParseCommand(layout.Envelope(m.Subject(), m.Headers().Get, meta.Stream, meta.Sequence.Stream), m.Data())
+	if err != nil {
+		return err
+	}
+	base := f.api + "/" + cmd.Organization + "/campaign/dataIngestion/xdmIngestion/" + cmd.MappingID + "/ingest"
+	b, err := f.call(ctx, http.MethodPost, base)
+	if err != nil {
+		return err
+	}
+	tr, err := campaign.DecodeTrigger(b)
+	if err != nil {
+		return err
+	}
+	if tr.Kind() != campaign.TriggerAccepted {
+		return fmt.Errorf("trigger of %s: %s", cmd.MappingID, tr.Status)
+	}
+	ev := ingest.NewEvent(ingest.EventTriggered, cmd)
+	ev.RequestID, ev.Status, ev.Info, ev.Attempt, ev.TriggeredAt = string(tr.RequestID), string(tr.Status), tr.Info, 1, ingest.Time(time.Now())
+	triggered, err := f.publishAsync(ev)
+	if err != nil {
+		return err
+	}
+	b, err = f.call(ctx, http.MethodGet, base+"?requestId="+ev.RequestID)
+	if err != nil {
+		return err
+	}
+	st, err := campaign.DecodeStatus(b)
+	if err != nil {
+		return err
+	}
+	if err := waitAck(ctx, triggered); err != nil { // durable before acting on the status
+		return err
+	}
+	if st.Status != campaign.StatusSuccess {
+		return fmt.Errorf("status of %s: %s", ev.RequestID, st.Status)
+	}
+	ev.Type, ev.Polls, ev.FinishedAt = ingest.EventSucceeded, 1, ingest.Time(time.Now())
+	ev.Status, ev.Info, ev.BatchID, ev.ErrorCode, ev.NumRecords = string(st.Status), st.Info, st.BatchID, st.ErrorCode(), st.NumRecords
+	if err := f.publish(ctx, ev); err != nil {
+		return err
+	}
+	return m.Ack()
+}
+
+func (f *floor) publishAsync(ev ingest.Event) (jetstream.PubAckFuture, error) {
+	msg, err := publisher.EventMsg(ev)
+	if err != nil {
+		return nil, err
+	}
+	return f.js.PublishMsgAsync(msg)
+}
+
+func (f *floor) publish(ctx context.Context, ev ingest.Event) error {
+	msg, err := publisher.EventMsg(ev)
+	if err != nil {
+		return err
+	}
+	_, err = f.js.PublishMsg(ctx, msg)
+	return err
+}
+
+func waitAck(ctx context.Context, a jetstream.PubAckFuture) error {
+	t := time.NewTimer(10 * time.Second)
+	defer t.Stop()
+	select {
+	case <-a.Ok():
+		return nil
+	case err := <-a.Err():
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errors.New("no acknowledgement of the triggered event")
+	}
+}
+
+// call makes one API call with the static token and returns the answer.
+func (f *floor) call(ctx context.Context, method, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, http.NoBody)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("X-Api-Key", campaignsim.DemoClientID)
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s %s", method, resp.Status, b)
+	}
+	return b, nil
+}
