@@ -24,11 +24,33 @@ var (
 	mappingRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$`)
 )
 
-// ValidOrganization reports whether s is a valid organization (tenant) token.
-func ValidOrganization(s string) bool { return orgRE.MatchString(s) }
+// ValidOrganization reports whether s is a valid organization (tenant)
+// token: it matches orgRE. A byte loop: it runs for every event.
+func ValidOrganization(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
-// ValidMappingID reports whether s is a valid XDM mapping id token.
-func ValidMappingID(s string) bool { return mappingRE.MatchString(s) }
+// ValidMappingID reports whether s is a valid XDM mapping id token: it
+// matches mappingRE.
+func ValidMappingID(s string) bool {
+	if len(s) == 0 || len(s) > 128 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Command asks for one ingestion of one XDM mapping. Every body field is
 // optional; the subject is authoritative for Organization and MappingID.

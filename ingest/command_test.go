@@ -168,3 +168,19 @@ func testEnvelope(subject, msgID, fallback string) Envelope {
 	}
 	return env
 }
+
+// TestValidTokens: the byte loops accept exactly what the contract's
+// patterns accept.
+func TestValidTokens(t *testing.T) {
+	inputs := []string{"", "a", "acme", "acme-stage", "-acme", "a-", "ACME", "a_b", "a.b", "ä", "a b",
+		strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("A", 128), strings.Repeat("A", 129),
+		"XDM44", "_x", "x_", "Test_Doc-1", "a\x7f", "a\x00", "9", "0-0"}
+	for _, s := range inputs {
+		if got, want := ValidOrganization(s), orgRE.MatchString(s); got != want {
+			t.Errorf("ValidOrganization(%q) = %v, the pattern says %v", s, got, want)
+		}
+		if got, want := ValidMappingID(s), mappingRE.MatchString(s); got != want {
+			t.Errorf("ValidMappingID(%q) = %v, the pattern says %v", s, got, want)
+		}
+	}
+}
