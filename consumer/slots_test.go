@@ -7,7 +7,7 @@ import (
 
 type shares map[string]int
 
-func (s shares) Limit(org string) int   { return s[org] }
+func (s shares) Limit(org string) int    { return s[org] }
 func (s shares) Label(org string) string { return org }
 
 // TestSlots is the specification of job slots: a global limit, each

@@ -124,7 +124,7 @@ func TestJobHandBack(t *testing.T) {
 			triggers: []any{err503(trig, 0)}, wantRetry: 15 * time.Second,
 			wantLog: rep(3, post)}, wantStatus: http.StatusServiceUnavailable},
 		{jobCase: jobCase{name: "503 with a Retry-After longer than the delay: handed back after the Retry-After",
-			cfg:      func(c *ingest.Config) { c.RedeliverDelay, c.RetryMax = time.Millisecond, 10 * time.Millisecond },
+			cfg:      func(c *ingest.Config) { c.RedeliverDelay, c.RetryMax = time.Millisecond, 10*time.Millisecond },
 			triggers: []any{err503(trig, 3*time.Millisecond)}, wantRetry: 3 * time.Millisecond,
 			wantLog: rep(3, post)}, wantStatus: http.StatusServiceUnavailable},
 		{jobCase: jobCase{name: "429 with a Retry-After longer than RetryMax: handed back at once after the Retry-After",
