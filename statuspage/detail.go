@@ -70,7 +70,7 @@ func (p *Page) job(w http.ResponseWriter, r *http.Request, scope string) {
 	case recErr != nil:
 		v.RecordNote = "The record could not be read: " + ingest.Bounded(recErr.Error(), longLen)
 	case view == nil:
-		v.RecordNote = "No record in the bucket: the command was rejected before it ran, or its record expired."
+		v.RecordNote = "No record in the bucket: its record expired, or could not be written."
 	}
 	job, known := p.ix.Job(org, id)
 	if !known && rec == nil {
