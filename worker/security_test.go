@@ -26,6 +26,7 @@ import (
 	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/internal/syncbuf"
 	"github.com/acme/campaign-ingest/internal/testenv"
 	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/natsconn/natsconntest"
@@ -77,22 +78,7 @@ var (
 )
 
 // logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // logger writes JSON lines at debug level to b.
 func (b *logBuffer) logger() *slog.Logger {

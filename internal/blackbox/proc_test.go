@@ -19,10 +19,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme/campaign-ingest/internal/syncbuf"
 )
 
 // natsCLIVersion is the nats CLI the tests drive.
@@ -130,14 +131,14 @@ func freeAddr(t *testing.T) string {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
 
 func startProc(t *testing.T, name, bin string, args, env []string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
@@ -147,7 +148,7 @@ func startProc(t *testing.T, name, bin string, args, env []string) *proc {
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
-			t.Logf("%s output (last 8 KiB):\n%s", name, p.out.tail(8<<10))
+			t.Logf("%s output (last 8 KiB):\n%s", name, tail(p.out, 8<<10))
 		}
 	})
 	return p
@@ -178,25 +179,13 @@ func (p *proc) exited() (bool, error) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.b.Bytes()
-	if len(b) > n {
-		b = b[len(b)-n:]
+// tail returns the last n bytes of what b holds.
+func tail(b *syncbuf.Buffer, n int) string {
+	s := b.String()
+	if len(s) > n {
+		s = s[len(s)-n:]
 	}
-	return string(b)
+	return s
 }
 
 // cleanEnv is the environment of the processes: the test's, without any
