@@ -101,14 +101,21 @@ func Envelope(subject string, header func(string) string, stream string, seq uin
 // EventSubject is ingest.events.<org>.<mapping>.<type>; a token that is
 // empty or invalid is written as "_".
 func EventSubject(ev ingest.Event) string {
-	org, mapping := ev.Organization, ev.MappingID
+	org, mapping := EventTokens(ev)
+	return EventPrefix + org + "." + mapping + "." + string(ev.Type)
+}
+
+// EventTokens are the organization and mapping of ev as written in its
+// subject and CloudEvents source: "_" for a token that is empty or invalid.
+func EventTokens(ev ingest.Event) (org, mapping string) {
+	org, mapping = ev.Organization, ev.MappingID
 	if !ingest.ValidOrganization(org) {
 		org = "_"
 	}
 	if !ingest.ValidMappingID(mapping) {
 		mapping = "_"
 	}
-	return EventPrefix + org + "." + mapping + "." + string(ev.Type)
+	return org, mapping
 }
 
 // MappingEvents is the filter of one mapping's events; an empty

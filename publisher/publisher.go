@@ -99,13 +99,7 @@ func EventMsg(ev ingest.Event) (*nats.Msg, error) {
 // /campaign/<organization>/mappings/<mappingId>; a token that is not valid
 // is written as "_".
 func Source(ev ingest.Event) string {
-	org, mapping := ev.Organization, ev.MappingID
-	if !ingest.ValidOrganization(org) {
-		org = "_"
-	}
-	if !ingest.ValidMappingID(mapping) {
-		mapping = "_"
-	}
+	org, mapping := layout.EventTokens(ev)
 	return "/campaign/" + org + "/mappings/" + mapping
 }
 
