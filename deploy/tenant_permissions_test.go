@@ -674,25 +674,7 @@ func runWorker(t *testing.T, url string) {
 	)
 	cfg := testenv.WorkerConfig(url, simURL)
 	cfg.NATS.User, cfg.NATS.Password = workerUser, workerPassword
-	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(ctx, cfg, worker.Options{})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker ended with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("worker did not stop within 20s")
-		}
-	})
+	testenv.RunWorker(t, cfg, worker.Options{})
 }
 
 // putBulk stores on c (the worker user's connection) bulk job records and events of org's

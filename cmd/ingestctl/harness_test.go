@@ -43,25 +43,7 @@ func newEnv(t *testing.T, mappings ...campaignsim.Mapping) *env {
 	sim, simURL := testenv.Simulator(t, mappings...)
 	e := &env{url: ns.ClientURL(), sim: sim}
 	_, e.js = testenv.Connect(t, e.url)
-	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(ctx, testConfig(e.url, simURL), worker.Options{})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker ended with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop within 30s")
-		}
-	})
+	testenv.RunWorker(t, testConfig(e.url, simURL), worker.Options{})
 	e.events = testenv.RecordEvents(t, e.js)
 	return e
 }

@@ -73,7 +73,7 @@ func newTenantEnv(t *testing.T) *tenantEnv {
 	)
 	cfg := testConfig(e.url, simURL)
 	cfg.NATS.User, cfg.NATS.Password = "worker", tenantPassword
-	runWorker(t, cfg)
+	testenv.RunWorker(t, cfg, worker.Options{})
 	_, js := testenv.Connect(t, e.url, nats.UserInfo("worker", tenantPassword))
 	e.events = testenv.RecordEvents(t, js)
 	for _, org := range []string{"acme", "globex"} {
@@ -94,30 +94,6 @@ func (e *tenantEnv) writeContext(t *testing.T, org string) {
 	if err := os.WriteFile(filepath.Join(dir, org+".json"), []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// runWorker runs a worker until the end of the test.
-func runWorker(t *testing.T, cfg worker.Config) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	w, err := worker.New(ctx, cfg, worker.Options{})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("worker ended with %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("worker did not stop within 30s")
-		}
-	})
 }
 
 // as runs ingestctl as the tenant org, through its nats CLI context

@@ -190,3 +190,29 @@ func WorkerConfig(natsURL, simURL string) worker.Config {
 	cfg.MaxDeliver = 5
 	return cfg
 }
+
+// RunWorker starts a worker with cfg and runs it until the end of the
+// test, when it is stopped and must end without an error within 30 s.
+func RunWorker(t testing.TB, cfg worker.Config, opts worker.Options) *worker.Worker {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := worker.New(ctx, cfg, opts)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("worker ended with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("worker did not stop within 30s")
+		}
+	})
+	return w
+}
