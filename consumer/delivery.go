@@ -147,6 +147,6 @@ func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	if adm.Recovered {
 		log.Info("job state recovered from the command's events", "phase", adm.Record.Phase, "requestId", adm.Record.RequestID)
 	}
-	job.Record = adm.Record
+	job.Record, job.Stored = adm.Record, adm.Stored
 	return job, true
 }

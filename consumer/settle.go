@@ -26,8 +26,9 @@ func (c *Consumer) settle(ctx context.Context, log *slog.Logger, msg jetstream.M
 	}
 }
 
-// finish publishes the terminal event, records the job as done and acks.
-// The ack comes only after JetStream acknowledged the event.
+// finish publishes the terminal event, records the job as done when it has
+// a record to replace (Result.Stored), and acks. The ack comes only after
+// JetStream acknowledged the event.
 func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.Msg, res ingest.Result) {
 	ev := res.Event
 	wctx, cancel := c.writeCtx(ctx)
@@ -38,10 +39,12 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.M
 		c.nak(msg, time.Second, "nats")
 		return
 	}
-	if err := c.store.Save(wctx, res.Record); err != nil {
-		// The event is stored; a redelivery would poll once more and
-		// publish a duplicate that the stream drops.
-		log.Warn("cannot record the job as done", "err", err)
+	if res.Stored {
+		if err := c.store.Save(wctx, res.Record); err != nil {
+			// The event is stored; a redelivery would poll once more and
+			// publish a duplicate that the stream drops.
+			log.Warn("cannot record the job as done", "err", err)
+		}
 	}
 	first := c.counted(*ev, ack)
 	c.ack(log, msg)

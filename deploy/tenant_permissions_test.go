@@ -669,8 +669,9 @@ func commandsStored(t *testing.T, demo *client) uint64 {
 func runWorker(t *testing.T, url string) {
 	t.Helper()
 	_, simURL := testenv.Simulator(t,
-		campaignsim.Mapping{Org: "acme", ID: mappingOf("acme"), Script: campaignsim.Script{Records: 4}},
-		campaignsim.Mapping{Org: "globex", ID: mappingOf("globex"), Script: campaignsim.Script{Records: 9}},
+		// Two checks each, so that the jobs keep a record to list.
+		campaignsim.Mapping{Org: "acme", ID: mappingOf("acme"), Script: campaignsim.Script{Records: 4, Polls: 2}},
+		campaignsim.Mapping{Org: "globex", ID: mappingOf("globex"), Script: campaignsim.Script{Records: 9, Polls: 2}},
 	)
 	cfg := testenv.WorkerConfig(url, simURL)
 	cfg.NATS.User, cfg.NATS.Password = workerUser, workerPassword

@@ -59,6 +59,9 @@ type Admission struct {
 	Record *Record
 	// Recovered: Record was rebuilt from the command's events.
 	Recovered bool
+	// Stored: the command has a record in the store (found, or claimed by
+	// Admit), which its done record must replace when it ends.
+	Stored bool
 	// Retry is the hand-back delay of Later.
 	Retry time.Duration
 	// Err is why the state could not be read (Later).
@@ -108,8 +111,9 @@ func (r *Runner) Admit(ctx context.Context, recs Records, job Job, env Envelope)
 		if !ok {
 			return Admission{Verdict: Duplicate}
 		}
+		return Admission{Verdict: Run, Stored: true}
 	}
-	return Admission{Verdict: Run, Record: rec, Recovered: recovered}
+	return Admission{Verdict: Run, Record: rec, Recovered: recovered, Stored: rec != nil && !recovered}
 }
 
 func (r *Runner) later(err error) Admission {

@@ -49,8 +49,11 @@ func TestAdmit(t *testing.T) {
 		want          ingest.Verdict
 		wantPhase     ingest.Phase // of Admission.Record; "" when nil
 		wantRecovered bool
-		wantCalls     []string
-		wantErr       error
+		// wantStored: the command has a record in the store that its
+		// done record must replace (found there, or claimed).
+		wantStored bool
+		wantCalls  []string
+		wantErr    error
 	}{
 		// A record decides.
 		{name: "record done, first delivery: done", delivery: 1, env: envBareMsgID,
@@ -65,10 +68,10 @@ func TestAdmit(t *testing.T) {
 		{name: "record claimed, first delivery: another message owns the id", delivery: 1, env: envNoMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseClaimed, "")},
 			want:    ingest.Duplicate, wantPhase: ingest.PhaseClaimed, wantCalls: []string{"load acme/cmd-1"}},
-		{name: "record running, redelivery: resume it, events not read", delivery: 2, env: envOtherMsgID,
+		{name: "record running, redelivery: resume it, events not read", wantStored: true, delivery: 2, env: envOtherMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:    ingest.Run, wantPhase: ingest.PhaseRunning, wantCalls: []string{"load acme/cmd-1"}},
-		{name: "record waiting, redelivery: resume it", delivery: 2, env: envBareMsgID,
+		{name: "record waiting, redelivery: resume it", wantStored: true, delivery: 2, env: envBareMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseWaiting, "other-7")},
 			want:    ingest.Run, wantPhase: ingest.PhaseWaiting, wantCalls: []string{"load acme/cmd-1"}},
 
@@ -87,7 +90,7 @@ func TestAdmit(t *testing.T) {
 			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, events tell nothing, id deduplicated: run anew", delivery: 2, env: envBareMsgID,
 			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
-		{name: "redelivery, events tell nothing, id not deduplicated: claim, run", delivery: 2, env: envOtherMsgID,
+		{name: "redelivery, events tell nothing, id not deduplicated: claim, run", wantStored: true, delivery: 2, env: envOtherMsgID,
 			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1", "claim acme/cmd-1"}},
 
 		// A first delivery without a record: the stream's duplicate
@@ -99,11 +102,11 @@ func TestAdmit(t *testing.T) {
 		{name: "first delivery, the id is the stream's own: run, no claim", delivery: 1,
 			env:  ingest.Envelope{FallbackID: testCmdID},
 			want: ingest.Run, wantCalls: []string{"load acme/cmd-1"}},
-		{name: "first delivery, body id is not the Nats-Msg-Id: claim, run", delivery: 1, env: envOtherMsgID,
+		{name: "first delivery, body id is not the Nats-Msg-Id: claim, run", wantStored: true, delivery: 1, env: envOtherMsgID,
 			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
-		{name: "first delivery, body id and no Nats-Msg-Id: claim, run", delivery: 1, env: envNoMsgID,
+		{name: "first delivery, body id and no Nats-Msg-Id: claim, run", wantStored: true, delivery: 1, env: envNoMsgID,
 			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
-		{name: "first delivery, Nats-Msg-Id scoped to another org: claim, run", delivery: 1, env: envOtherOrgMsgID,
+		{name: "first delivery, Nats-Msg-Id scoped to another org: claim, run", wantStored: true, delivery: 1, env: envOtherOrgMsgID,
 			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
 		{name: "claim lost to another message: duplicate", delivery: 1, env: envOtherMsgID, claimRace: true,
 			want: ingest.Duplicate, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
@@ -121,7 +124,7 @@ func TestAdmit(t *testing.T) {
 		{name: "another org's done record of the same id is not seen", delivery: 1, env: envBareMsgID,
 			records: map[string]ingest.Record{globex(testCmdID): storedRecord(ingest.PhaseDone, "9")},
 			want:    ingest.Run, wantCalls: []string{"load acme/cmd-1"}},
-		{name: "another org's record of the same id does not hold acme's claim", delivery: 1, env: envOtherMsgID,
+		{name: "another org's record of the same id does not hold acme's claim", wantStored: true, delivery: 1, env: envOtherMsgID,
 			records: map[string]ingest.Record{globex(testCmdID): storedRecord(ingest.PhaseClaimed, "")},
 			want:    ingest.Run, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
 		{name: "another org's events of the same id are not recovered", delivery: 2, env: envBareMsgID,
@@ -148,6 +151,9 @@ func TestAdmit(t *testing.T) {
 			}
 			if phase != tt.wantPhase || got.Recovered != tt.wantRecovered {
 				t.Errorf("record phase %q recovered %v, want %q recovered %v", phase, got.Recovered, tt.wantPhase, tt.wantRecovered)
+			}
+			if got.Stored != tt.wantStored {
+				t.Errorf("stored %v, want %v", got.Stored, tt.wantStored)
 			}
 			if got.Record != nil && got.Record.Organization != testOrg {
 				t.Errorf("admitted a record of organization %q", got.Record.Organization)

@@ -24,9 +24,10 @@ type Journal interface {
 	// accepted a request (or the job adopted one), and returns a function
 	// that waits for the publication to end. The job makes its first
 	// status check meanwhile, and waits before it ends or hands back. It
-	// stores no state: the request id is stored by the first Progress, or
-	// by the done record when the first status check is already terminal
-	// (one synchronous write less per job, see BENCHMARKS.md).
+	// stores no state: the request id is stored by the first Progress; a
+	// job whose first status check is already terminal stores none, its
+	// terminal event being its witness (Result.Stored; one synchronous write
+	// less per job, see BENCHMARKS.md).
 	Triggered(ctx context.Context, ev Event) (wait func() error)
 	// Progress stores rec after a status check that was not terminal, when
 	// the job starts waiting for another request of a busy mapping, and
@@ -134,6 +135,8 @@ type Job struct {
 	LastDelivery bool
 	// Record is the state found for the command, nil if none.
 	Record *Record
+	// Stored: the command has a record in the store (Admission.Stored).
+	Stored bool
 	// Logger carries the command's attributes; default the runner's.
 	Logger *slog.Logger
 }
@@ -145,6 +148,13 @@ type Result struct {
 	Event *Event
 	// Record is the job's final state (Phase done when Event is set).
 	Record Record
+	// Stored: a record of the job is in the store (found or claimed at
+	// admission, or written by Progress), so the done record must replace
+	// it. A job that ended without storing one leaves its terminal event
+	// as its only trace: a redelivery finds that event (Records.Recover),
+	// and a republish of its id within the command stream's duplicate
+	// window is dropped by JetStream. No write is needed.
+	Stored bool
 	// Retry > 0 hands the command back to be redelivered after Retry.
 	Retry time.Duration
 	// Interrupted hands the command back at once: the worker is stopping.
@@ -188,7 +198,7 @@ func (r *Runner) Run(ctx context.Context, journal Journal, job Job) Result {
 func (r *Runner) Start(ctx context.Context, journal Journal, job Job, done func(Result)) {
 	deadline := job.Command.Deadline(job.Published, r.cfg.JobTimeout)
 	jctx, cancel := context.WithDeadlineCause(ctx, deadline, errDeadline)
-	j := &jobRun{Runner: r, journal: journal, job: job, log: job.Logger}
+	j := &jobRun{Runner: r, journal: journal, job: job, log: job.Logger, stored: job.Stored}
 	if j.log == nil {
 		j.log = r.cfg.Logger
 	}

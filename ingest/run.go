@@ -22,6 +22,8 @@ type jobRun struct {
 	pending func() error
 	// unsaved: the job's request is not stored in the journal yet.
 	unsaved bool
+	// stored: the job has a record in the store (Result.Stored).
+	stored bool
 	// posted: the job has POSTed in this delivery.
 	posted bool
 }
@@ -71,7 +73,7 @@ func (j *jobRun) trigger(ctx context.Context) (*Event, error) {
 			}
 			j.log.InfoContext(ctx, "mapping busy, waiting for its running request", "otherRequestId", other)
 			j.rec.Phase, j.rec.RequestID, j.rec.UpdatedAt = PhaseWaiting, other, Time(j.cfg.Now())
-			if err := j.journal.Progress(ctx, j.rec); err != nil {
+			if err := j.progress(ctx); err != nil {
 				return nil, fmt.Errorf("record waiting state: %w", err)
 			}
 			checks, err := j.waitOther(ctx, other)
@@ -143,10 +145,19 @@ func (j *jobRun) save(ctx context.Context) error {
 		return nil
 	}
 	j.rec.UpdatedAt = Time(j.cfg.Now())
-	if err := j.journal.Progress(ctx, j.rec); err != nil {
+	if err := j.progress(ctx); err != nil {
 		return fmt.Errorf("record triggered request: %w", err)
 	}
 	j.unsaved = false
+	return nil
+}
+
+// progress stores the job's state.
+func (j *jobRun) progress(ctx context.Context) error {
+	if err := j.journal.Progress(ctx, j.rec); err != nil {
+		return err
+	}
+	j.stored = true
 	return nil
 }
 
@@ -191,7 +202,7 @@ func (j *jobRun) poll(ctx context.Context) (*Event, error) {
 			return nil, err
 		}
 		j.rec.UpdatedAt = Time(j.cfg.Now())
-		if err := j.journal.Progress(ctx, j.rec); err != nil {
+		if err := j.progress(ctx); err != nil {
 			return nil, fmt.Errorf("record poll: %w", err)
 		}
 		j.unsaved = false
@@ -320,7 +331,7 @@ func (j *jobRun) result(parent, jctx context.Context, ev *Event, err error) Resu
 		ev.Detail = fmt.Sprintf("the ingestion did not end before the job's deadline (%s after the command)", j.deadline())
 		return j.done(ev)
 	case parent.Err() != nil:
-		return Result{Record: j.rec, Interrupted: true, Err: err}
+		return Result{Record: j.rec, Stored: j.stored, Interrupted: true, Err: err}
 	case j.job.LastDelivery:
 		ev := j.event(EventFailed, ReasonAPIUnavailable)
 		ev.Status = j.rec.Status
@@ -331,7 +342,7 @@ func (j *jobRun) result(parent, jctx context.Context, ev *Event, err error) Resu
 	if ra, ok := campaign.RetryAfterOf(err); ok && ra > delay {
 		delay = ra
 	}
-	return Result{Record: j.rec, Retry: delay, Err: err}
+	return Result{Record: j.rec, Stored: j.stored, Retry: delay, Err: err}
 }
 
 func (j *jobRun) deadline() time.Duration {
@@ -341,5 +352,5 @@ func (j *jobRun) deadline() time.Duration {
 func (j *jobRun) done(ev *Event) Result {
 	j.rec.Phase, j.rec.Outcome, j.rec.Reason = PhaseDone, ev.Type, ev.Reason
 	j.rec.Status, j.rec.UpdatedAt = ev.Status, ev.FinishedAt
-	return Result{Event: ev, Record: j.rec}
+	return Result{Event: ev, Record: j.rec, Stored: j.stored}
 }

@@ -256,3 +256,58 @@ func TestStartPanic(t *testing.T) {
 		t.Error("Run returned")
 	})
 }
+
+// TestJobResultStored: a job reports whether it has a record in the store
+// that its done record must replace. A job that ends at its first status
+// check, with its triggered event stored, wrote none: its terminal event
+// is all a redelivery needs, so the consumer writes no done record.
+func TestJobResultStored(t *testing.T) {
+	errPublish := errors.New("nats: timeout")
+	stored := func(job ingest.Job) ingest.Job { job.Stored = true; return job }
+	tests := []struct {
+		jobCase
+		wantStored bool
+	}{
+		{jobCase: jobCase{name: "first check terminal: nothing stored",
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {succeeded(15)}}}},
+		{jobCase: jobCase{name: "trigger refused: nothing stored",
+			triggers: []any{notPublished()}}},
+		{jobCase: jobCase{name: "a check in progress was recorded",
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {inProgress, succeeded(15)}}},
+			wantStored: true},
+		{jobCase: jobCase{name: "triggered event lost: the request was recorded instead",
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {succeeded(15)}},
+			triggeredErr: errPublish},
+			wantStored: true},
+		{jobCase: jobCase{name: "aborted and resubmitted: the first request was recorded",
+			cfg:      resubmit(1),
+			triggers: []any{accepted("2001"), accepted("2002")}, statuses: map[string][]any{"2001": {abortedSt}, "2002": {succeeded(15)}}},
+			wantStored: true},
+		{jobCase: jobCase{name: "busy mapping waited for: the wait was recorded",
+			triggers: []any{busy("other-7"), accepted("2001")},
+			statuses: map[string][]any{"other-7": {succeeded(1)}, "2001": {succeeded(15)}}},
+			wantStored: true},
+		{jobCase: jobCase{name: "resumed from a stored record",
+			job:      stored(redelivery(2, recordOf(ingest.PhaseRunning, "2001", 1, 3))),
+			statuses: map[string][]any{"2001": {succeeded(15)}}},
+			wantStored: true},
+		{jobCase: jobCase{name: "claimed at admission",
+			job:      stored(newJob()),
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {succeeded(15)}}},
+			wantStored: true},
+		{jobCase: jobCase{name: "resumed from a record recovered from events, ended at once: nothing stored",
+			job:      redelivery(2, recordOf(ingest.PhaseRunning, "2001", 1, 0)),
+			statuses: map[string][]any{"2001": {succeeded(15)}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, res := runCase(t, tt.jobCase)
+			if res.Event == nil {
+				t.Fatalf("no terminal event: %+v", res)
+			}
+			if res.Stored != tt.wantStored {
+				t.Errorf("stored %v, want %v", res.Stored, tt.wantStored)
+			}
+		})
+	}
+}

@@ -14,14 +14,18 @@ import (
 	"github.com/acme/campaign-ingest/internal/syncbuf"
 )
 
-// TestJobs is the specification of `jobs`: which records it lists.
+// TestJobs is the specification of `jobs`: which records it lists. A job
+// that ended at its first status check kept no state (its terminal event
+// is its only trace), so it is not listed.
 func TestJobs(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t,
-		campaignsim.Mapping{ID: "OK", Script: campaignsim.Script{Records: 4}},
-		campaignsim.Mapping{ID: "FETCH", Script: campaignsim.Script{Outcome: campaignsim.OutcomeFetchFailure}},
+		campaignsim.Mapping{ID: "OK", Script: campaignsim.Script{Records: 4, Polls: 2}},
+		campaignsim.Mapping{ID: "FETCH", Script: campaignsim.Script{Outcome: campaignsim.OutcomeFetchFailure, Polls: 2}},
+		campaignsim.Mapping{ID: "INSTANT", Script: campaignsim.Script{Records: 1}},
 		campaignsim.Mapping{ID: "NEVER", Script: campaignsim.Script{Outcome: campaignsim.OutcomeNever}},
 	)
+	e.ctl(t, "trigger", "--org", "acme", "--mapping", "INSTANT", "--id", "job-instant", "--wait")
 	e.ctl(t, "trigger", "--org", "acme", "--mapping", "OK", "--id", "job-ok", "--wait")
 	e.ctl(t, "trigger", "--org", "acme", "--mapping", "FETCH", "--id", "job-fetch", "--wait")
 	e.ctl(t, "trigger", "--org", "acme", "--mapping", "NEVER", "--id", "job-never", "--wait", "--wait-timeout", "200ms")
@@ -92,7 +96,7 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 // matching job as it happens, and ends cleanly when interrupted.
 func TestJobsFollow(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, campaignsim.Mapping{ID: "XDM44", Script: campaignsim.Script{Records: 2}})
+	e := newEnv(t, campaignsim.Mapping{ID: "XDM44", Script: campaignsim.Script{Records: 2, Polls: 2}})
 	if res := e.ctl(t, "trigger", "--org", "acme", "--mapping", "XDM44", "--id", "before", "--wait"); res.code != exitOK {
 		t.Fatalf("trigger: exit %d\n%s", res.code, res.stderr)
 	}

@@ -68,8 +68,9 @@ func newTenantEnv(t *testing.T) *tenantEnv {
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	e := &tenantEnv{url: ns.ClientURL(), xdg: t.TempDir()}
 	_, simURL := testenv.Simulator(t,
-		campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 4}},
-		campaignsim.Mapping{Org: "globex", ID: "XDM44", Script: campaignsim.Script{Records: 9}},
+		// Two checks each, so that the jobs keep a record to list.
+		campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 4, Polls: 2}},
+		campaignsim.Mapping{Org: "globex", ID: "XDM44", Script: campaignsim.Script{Records: 9, Polls: 2}},
 	)
 	cfg := testConfig(e.url, simURL)
 	cfg.NATS.User, cfg.NATS.Password = "worker", tenantPassword
