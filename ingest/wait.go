@@ -59,11 +59,22 @@ func mayHaveSubmitted(err error) bool {
 // answer's Retry-After, when it is at most cfg.RetryMax) between calls. A
 // longer Retry-After ends the retries: the delivery hands the command back
 // for that long.
+//
+// The first call is made before any backoff state exists: most calls
+// succeed at once, and they then cost nothing more than the call.
 func retry[T any](ctx context.Context, cfg Config, op func() (T, error)) (T, error) {
+	v, err := op()
+	if err == nil {
+		return v, nil
+	}
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval, b.MaxInterval = cfg.RetryInitial, cfg.RetryMax
+	first := true
 	return backoff.Retry(ctx, func() (T, error) {
-		v, err := op()
+		if !first {
+			v, err = op()
+		}
+		first = false
 		switch {
 		case err == nil:
 			return v, nil
