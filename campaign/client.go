@@ -77,10 +77,15 @@ type IMSConfig struct {
 // 403 403010/403020) with a fresh token: 429s, 5xx and network errors are
 // returned for the caller to schedule (see [Retryable], [RetryAfterOf]).
 type Client struct {
-	prefix  string // scheme://host/basepath, no trailing slash
-	apiKey  string
-	tokens  tokens
-	http    *http.Client
+	prefix string // scheme://host/basepath, no trailing slash
+	apiKey string
+	tokens tokens
+	http   *http.Client
+	// timeout bounds one API request, body included, as its context's
+	// deadline rather than http.Client.Timeout: with a wrapped transport
+	// (metrics, a caller's), Client.Timeout costs a goroutine and a timer
+	// per request.
+	timeout time.Duration
 	limiter *rate.Limiter
 	maxBody int64
 	redact  redactor
@@ -110,7 +115,8 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		prefix:  prefix,
 		apiKey:  cfg.APIKey,
-		http:    &http.Client{Transport: rt, Timeout: cfg.Timeout, CheckRedirect: checkRedirect},
+		http:    &http.Client{Transport: rt, CheckRedirect: checkRedirect},
+		timeout: cfg.Timeout,
 		maxBody: cfg.MaxBodyBytes,
 		redact:  redactor{cfg.IMS.ClientSecret},
 		now:     time.Now,
@@ -289,7 +295,9 @@ func (c *Client) send(ctx context.Context, op, method, u string) (*answer, error
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(withOperation(ctx, op), method, u, http.NoBody)
+	rctx, cancel := context.WithTimeout(withOperation(ctx, op), c.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, method, u, http.NoBody)
 	if err != nil {
 		return nil, &APIError{Operation: op, Err: fmt.Errorf("%w: %v", ErrInvalidArgument, err)}
 	}
