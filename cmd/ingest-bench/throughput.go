@@ -72,14 +72,14 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		for i := range floors {
 			ratios[i] = workers[i].rate / floors[i].rate
 		}
-		t.add(label, "worker / floor", spread("%.2f", ratios), "≥ 0.80", loadAvg())
+		t.add(label, "worker / floor", spread("%.2f", ratios), "≥ 0.90", loadAvg())
 		// On a machine that the processes keep busy, the rates are in the
 		// inverse ratio of the CPU each job costs all of them.
 		cpuRatios := make([]float64, len(floors))
 		for i := range floors {
 			cpuRatios[i] = floors[i].cpuAll() / workers[i].cpuAll()
 		}
-		t.add(label, "floor CPU / worker CPU (all processes)", spread("%.2f", cpuRatios), "≥ 0.80", "-")
+		t.add(label, "floor CPU / worker CPU (all processes)", spread("%.2f", cpuRatios), "≥ 0.90", "-")
 	}
 	for _, s := range []struct {
 		name string
