@@ -42,6 +42,13 @@ type Config struct {
 	// MaxParked bounds the commands held while their organization has used
 	// up its share; default 10000.
 	MaxParked int
+	// MaxStarting bounds the jobs making their first step (admission, the
+	// trigger and the first status check) at once; default 128, twice the
+	// API connections per host. A burst of commands then waits as small
+	// goroutines instead of growing thousands of stacks through the HTTP,
+	// JSON and NATS call chains at once; with MaxInFlight at or below it,
+	// nothing ever waits.
+	MaxStarting int
 }
 
 func (c Config) withDefaults() Config {
@@ -63,6 +70,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxParked <= 0 {
 		c.MaxParked = 10000
 	}
+	if c.MaxStarting <= 0 {
+		c.MaxStarting = 128
+	}
 	return c
 }
 
@@ -75,6 +85,9 @@ type Consumer struct {
 	m      *metrics.Metrics
 	log    *slog.Logger
 	cfg    Config
+
+	// starting holds a token per job making its first step (MaxStarting).
+	starting chan struct{}
 
 	mu     sync.Mutex
 	active map[*delivery]struct{}
@@ -93,9 +106,10 @@ func New(js *layout.Handles, pub *publisher.Publisher, runner *ingest.Runner, m 
 	if m == nil {
 		m = metrics.Discard()
 	}
+	cfg = cfg.withDefaults()
 	return &Consumer{
 		js: js, store: layout.NewStore(js.Jobs, js.JetStream), pub: pub, runner: runner, m: m, log: log,
-		cfg: cfg.withDefaults(), active: make(map[*delivery]struct{}),
+		cfg: cfg, starting: make(chan struct{}, cfg.MaxStarting), active: make(map[*delivery]struct{}),
 	}
 }
 

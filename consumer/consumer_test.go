@@ -2,6 +2,7 @@ package consumer_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -79,5 +80,71 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	if n := len(testenv.Calls(sim, "acme", "XDM44", campaign.OpTrigger)); n != 1 {
 		t.Errorf("POSTs = %d, want 1", n)
+	}
+}
+
+// concurrentTriggers is the Campaign client counting the triggers in
+// progress at once; each takes a few milliseconds.
+type concurrentTriggers struct {
+	ingest.API
+	now, most atomic.Int64
+}
+
+func (c *concurrentTriggers) Trigger(ctx context.Context, org, mapping string) (campaign.TriggerResponse, error) {
+	n := c.now.Add(1)
+	defer c.now.Add(-1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	time.Sleep(5 * time.Millisecond)
+	return c.API.Trigger(ctx, org, mapping)
+}
+
+// TestFirstStepsAreBounded: a burst of commands larger than MaxStarting
+// makes at most MaxStarting first steps at once, and every command ends.
+func TestFirstStepsAreBounded(t *testing.T) {
+	const commands, maxStarting = 20, 3
+	ns := testenv.NATS(t)
+	_, js := testenv.Connect(t, ns.ClientURL())
+	events := testenv.RecordEvents(t, js)
+	var mappings []campaignsim.Mapping
+	for i := range commands {
+		mappings = append(mappings, campaignsim.Mapping{Org: "acme", ID: fmt.Sprintf("M%02d", i), Script: campaignsim.Script{Records: 1}})
+	}
+	sim, simURL := testenv.Simulator(t, mappings...)
+	tok, err := sim.IssueToken(campaignsim.DemoClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := campaign.New(campaign.Config{BaseURL: simURL, APIKey: campaignsim.DemoClientID,
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bound, err := layout.Setup(ctx, js, layout.Topology{AckWait: 3 * time.Second, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &concurrentTriggers{API: client}
+	runner := ingest.NewRunner(api, ingest.Config{Schedule: ingest.Schedule{Initial: 10 * time.Millisecond}})
+	c := consumer.New(bound, publisher.New(js), runner, nil, nil, consumer.Config{MaxInFlight: commands, MaxStarting: maxStarting})
+	for _, m := range mappings {
+		if _, err := publisher.PublishCommand(ctx, js, ingest.Command{ID: "c-" + m.ID, Organization: "acme", MappingID: m.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	for _, m := range mappings {
+		if ev := events.Terminal(t, "c-"+m.ID, 20*time.Second); ev.Type != ingest.EventSucceeded {
+			t.Errorf("event %+v, want succeeded", ev.Event)
+		}
+	}
+	if most := api.most.Load(); most > maxStarting || most < 1 {
+		t.Errorf("at most %d triggers at once, want 1 to %d", most, maxStarting)
 	}
 }

@@ -52,8 +52,18 @@ func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, 
 
 // handle starts one delivery's job; end is called once the delivery is
 // settled. The job holds no goroutine while it waits between status checks
-// (ingest.Runner.Start). A panic is recovered and the command handed back.
+// (ingest.Runner.Start). Its first step waits for one of MaxStarting
+// tokens; a worker stopping meanwhile hands the command back. A panic is
+// recovered and the command handed back.
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, end func()) {
+	select {
+	case c.starting <- struct{}{}:
+		defer func() { <-c.starting }()
+	case <-ctx.Done():
+		c.handBack(msg, "shutdown")
+		end()
+		return
+	}
 	started := false
 	defer func() {
 		if p := recover(); p != nil {
