@@ -15,6 +15,7 @@ import (
 	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
+	"github.com/acme/campaign-ingest/internal/pause"
 	"github.com/acme/campaign-ingest/layout"
 	"github.com/acme/campaign-ingest/publisher"
 )
@@ -42,12 +43,10 @@ func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int)
 		return result{}, err
 	}
 	defer nc.Close()
-	for _, sc := range []jetstream.StreamConfig{layout.CommandStreamConfig(1), layout.EventStreamConfig(0, 1)} {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return result{}, err
-		}
+	if err := createStreams(ctx, js); err != nil {
+		return result{}, err
 	}
-	f, err := newFloor(ctx, e, ns.url)
+	f, err := newFloor(ctx, e, ns.url, e.floorTransport())
 	if err != nil {
 		return result{}, err
 	}
@@ -81,6 +80,43 @@ func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int)
 	return r, nil
 }
 
+// createStreams creates the command and event streams on a fresh server,
+// as the worker does at its start.
+func createStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, sc := range []jetstream.StreamConfig{layout.CommandStreamConfig(1), layout.EventStreamConfig(0, 1)} {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// startFloor runs the floor on the server at url, with concurrency
+// goroutines and the HTTP transport tr, after creating the streams; stop
+// ends it, jobs waiting between status checks included.
+func startFloor(ctx context.Context, e *env, url string, concurrency int, tr *http.Transport) (stop func(), err error) {
+	nc, js, err := connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	if err := createStreams(ctx, js); err != nil {
+		return nil, err
+	}
+	f, err := newFloor(ctx, e, url, tr)
+	if err != nil {
+		return nil, err
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	stopRun, _, err := f.run(fctx, concurrency)
+	if err != nil {
+		cancel()
+		f.nc.Close()
+		return nil, err
+	}
+	return func() { cancel(); stopRun(); f.nc.Close() }, nil
+}
+
 // floor is the bare loop's state.
 type floor struct {
 	nc    *nats.Conn
@@ -91,13 +127,21 @@ type floor struct {
 	api   string // the simulator's base URL
 }
 
-func newFloor(ctx context.Context, e *env, url string) (*floor, error) {
+// floorTransport is the HTTP transport of the instant floor: one kept
+// connection per goroutine.
+func (e *env) floorTransport() *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = e.o.concurrency
+	return tr
+}
+
+func newFloor(ctx context.Context, e *env, url string, tr *http.Transport) (*floor, error) {
 	nc, js, err := connect(url)
 	if err != nil {
 		return nil, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, layout.CommandStream, jetstream.ConsumerConfig{
-		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 10000,
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: max(10000, e.o.memJobs),
 	})
 	if err != nil {
 		nc.Close()
@@ -108,8 +152,6 @@ func newFloor(ctx context.Context, e *env, url string) (*floor, error) {
 		nc.Close()
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = e.o.concurrency
 	return &floor{nc: nc, js: js, cons: cons, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, token: tok, api: e.simURL}, nil
 }
 
@@ -188,10 +230,29 @@ func (f *floor) job(ctx context.Context, m jetstream.Msg) error {
 	if err := waitAck(ctx, triggered); err != nil { // durable before acting on the status
 		return err
 	}
+	// A long ingestion (the memory phase): keep the lease and check again
+	// after the worker's default schedule, on this goroutine, as a
+	// hand-rolled loop would.
+	polls := 1
+	for !st.Status.Terminal() {
+		if err := m.InProgress(); err != nil {
+			return err
+		}
+		if err := pause.For(ctx, ingest.Schedule{}.Next(polls)); err != nil {
+			return err
+		}
+		if b, err = f.call(ctx, http.MethodGet, base+"?requestId="+ev.RequestID); err != nil {
+			return err
+		}
+		if st, err = campaign.DecodeStatus(b); err != nil {
+			return err
+		}
+		polls++
+	}
 	if st.Status != campaign.StatusSuccess {
 		return fmt.Errorf("status of %s: %s", ev.RequestID, st.Status)
 	}
-	ev.Type, ev.Polls, ev.FinishedAt = ingest.EventSucceeded, 1, ingest.Time(time.Now())
+	ev.Type, ev.Polls, ev.FinishedAt = ingest.EventSucceeded, polls, ingest.Time(time.Now())
 	ev.Status, ev.Info, ev.BatchID, ev.ErrorCode, ev.NumRecords = string(st.Status), st.Info, st.BatchID, st.ErrorCode(), st.NumRecords
 	if err := f.publish(ctx, ev); err != nil {
 		return err

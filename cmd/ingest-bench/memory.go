@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
@@ -45,7 +46,11 @@ func sampleMem() memSample {
 }
 
 // vmRSS is VmRSS of /proc/self/status in bytes.
-func vmRSS() uint64 {
+func vmRSS() uint64 { return procStatus("VmRSS:") }
+
+// procStatus is the field of /proc/self/status (in kB there) in bytes; 0
+// when it cannot be read.
+func procStatus(field string) uint64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return 0
@@ -53,7 +58,7 @@ func vmRSS() uint64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(s.Text(), field); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10
 		}
@@ -63,38 +68,91 @@ func vmRSS() uint64 {
 
 // memoryPhase runs the worker with memJobs jobs waiting on one-hour
 // ingestions (one mapping each, as a mapping runs one request at a time)
-// and reports the heap and RSS growth per job.
+// and reports the heap and RSS growth per job: at the peak of the burst
+// (every command published at once, until each job has made its first
+// status check) and settled (after a GC). Then the same for the floor, on
+// a fresh server: a goroutine per job that sleeps between status checks,
+// with the worker's HTTP connection limit.
 func memoryPhase(ctx context.Context, e *env, t *table) error {
+	n := e.o.memJobs
+	label := fmt.Sprintf("memory, %d jobs waiting on 1h ingestions", n)
+	load := loadAvg()
+	wm, err := memoryRun(ctx, e, "LONG", func(url string) (func(), error) {
+		w, err := startWorker(ctx, e.workerConfig(url, n))
+		if err != nil {
+			return nil, err
+		}
+		return func() { _ = w.stop() }, nil
+	}, func() error {
+		if e.o.memProfile == "" {
+			return nil
+		}
+		return writeHeapProfile(e.o.memProfile)
+	})
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	perJob := func(a, b uint64) string {
+		return fmt.Sprintf("%.1f KiB", (float64(a)-float64(b))/float64(n)/1024)
+	}
+	t.add(label, "heap in use / job", perJob(wm.after.heapInuse, wm.before.heapInuse), "≤ 16 KiB", load)
+	t.add(label, "stacks in use / job", perJob(wm.after.stackInuse, wm.before.stackInuse), "", load)
+	t.add(label, "RSS / job", perJob(wm.after.rss, wm.before.rss), "≤ 16 KiB", load)
+	t.add(label, "goroutines / job", fmt.Sprintf("%.2f", float64(wm.after.goroutines-wm.before.goroutines)/float64(n)), "", load)
+	fload := loadAvg()
+	fm, err := memoryRun(ctx, e, "LONGF", func(url string) (func(), error) {
+		return startFloor(ctx, e, url, n, campaign.NewTransport(nil))
+	}, func() error { return nil })
+	if err != nil {
+		return fmt.Errorf("floor: %w", err)
+	}
+	t.add(label, "burst peak RSS / job: worker, floor", perJob(wm.peak, wm.before.rss)+", "+perJob(fm.peak, fm.before.rss), "worker < floor", fload)
+	t.add(label, "settled RSS / job: worker, floor", perJob(wm.after.rss, wm.before.rss)+", "+perJob(fm.after.rss, fm.before.rss), "", fload)
+	return nil
+}
+
+// memoryTimes is a memory run's samples: before the burst, its peak RSS
+// (VmHWM), and settled.
+type memoryTimes struct {
+	before, after memSample
+	peak          uint64
+}
+
+// memoryRun starts a fresh server (lazy fsync), runs start on it (the
+// worker or the floor), publishes e.o.memJobs commands at once on mappings
+// prefix<i> of one-hour ingestions, and samples the process's memory once
+// every job has made its first status check; atPeak runs then.
+func memoryRun(ctx context.Context, e *env, prefix string, start func(url string) (stop func(), err error), atPeak func() error) (memoryTimes, error) {
 	n := e.o.memJobs
 	ms := make([]campaignsim.Mapping, n)
 	for i := range ms {
-		ms[i] = campaignsim.Mapping{Org: benchOrg, ID: fmt.Sprintf("LONG%05d", i),
+		ms[i] = campaignsim.Mapping{Org: benchOrg, ID: fmt.Sprintf("%s%05d", prefix, i),
 			Script: campaignsim.Script{Duration: campaignsim.Duration(time.Hour)}}
 	}
 	if err := e.putMappings(ms); err != nil {
-		return err
+		return memoryTimes{}, err
 	}
 	if err := e.resetCalls(); err != nil {
-		return err
+		return memoryTimes{}, err
 	}
 	ns, err := e.natsServer("lazy")
 	if err != nil {
-		return err
+		return memoryTimes{}, err
 	}
 	defer ns.stop()
-	url := ns.url
-	nc, js, err := connect(url)
+	nc, js, err := connect(ns.url)
 	if err != nil {
-		return err
+		return memoryTimes{}, err
 	}
 	defer nc.Close()
-	w, err := startWorker(ctx, e.workerConfig(url, n))
+	stop, err := start(ns.url)
 	if err != nil {
-		return err
+		return memoryTimes{}, err
 	}
-	defer w.stop()
+	defer stop()
 	time.Sleep(2 * time.Second) // the consumer is pulling, nothing in flight
-	before := sampleMem()
+	var mt memoryTimes
+	mt.before = sampleMem()
 
 	var triggered atomic.Int64
 	all := make(chan struct{})
@@ -104,47 +162,43 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 		}
 	})
 	if err != nil {
-		return err
+		return memoryTimes{}, err
 	}
 	defer sub.Unsubscribe()
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		return err
+		return memoryTimes{}, err
 	}
 	if err := nc.Flush(); err != nil {
-		return err
+		return memoryTimes{}, err
 	}
-	if err := publishAll(ctx, js, n, "mem", func(i int) string { return ms[i].ID }); err != nil {
-		return err
+	resetPeak()
+	if err := publishAll(ctx, js, n, strings.ToLower(prefix), func(i int) string { return ms[i].ID }); err != nil {
+		return memoryTimes{}, err
 	}
 	select {
 	case <-all:
 	case <-ctx.Done():
-		return ctx.Err()
+		return memoryTimes{}, ctx.Err()
 	case <-time.After(e.o.timeout):
-		return fmt.Errorf("only %d of %d jobs triggered", triggered.Load(), n)
+		return memoryTimes{}, fmt.Errorf("only %d of %d jobs triggered", triggered.Load(), n)
 	}
 	// The first status check runs alongside the triggered event; let every
 	// job make it and reach its first wait.
 	if err := e.waitCalls(ctx, "status", n); err != nil {
-		return err
+		return memoryTimes{}, err
 	}
+	mt.peak = procStatus("VmHWM:")
 	time.Sleep(time.Second)
-	after := sampleMem()
-	if e.o.memProfile != "" {
-		if err := writeHeapProfile(e.o.memProfile); err != nil {
-			return err
-		}
+	mt.after = sampleMem()
+	if err := atPeak(); err != nil {
+		return memoryTimes{}, err
 	}
-	load := loadAvg()
-	label := fmt.Sprintf("memory, %d jobs waiting on 1h ingestions", n)
-	perJob := func(a, b uint64) string {
-		return fmt.Sprintf("%.1f KiB", (float64(a)-float64(b))/float64(n)/1024)
-	}
-	t.add(label, "heap in use / job", perJob(after.heapInuse, before.heapInuse), "≤ 16 KiB", load)
-	t.add(label, "stacks in use / job", perJob(after.stackInuse, before.stackInuse), "", load)
-	t.add(label, "RSS / job", perJob(after.rss, before.rss), "≤ 16 KiB", load)
-	t.add(label, "goroutines / job", fmt.Sprintf("%.2f", float64(after.goroutines-before.goroutines)/float64(n)), "", load)
-	return nil
+	return mt, nil
+}
+
+// resetPeak resets the process's peak RSS (VmHWM) to its current RSS.
+func resetPeak() {
+	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 }
 
 func writeHeapProfile(path string) error {
