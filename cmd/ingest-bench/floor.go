@@ -46,7 +46,7 @@ func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int)
 	if err := createStreams(ctx, js); err != nil {
 		return result{}, err
 	}
-	f, err := newFloor(ctx, e, ns.url, e.floorTransport())
+	f, err := newFloor(ctx, e, ns.url, e.instantFloor())
 	if err != nil {
 		return result{}, err
 	}
@@ -91,10 +91,37 @@ func createStreams(ctx context.Context, js jetstream.JetStream) error {
 	return nil
 }
 
-// startFloor runs the floor on the server at url, with concurrency
-// goroutines and the HTTP transport tr, after creating the streams; stop
-// ends it, jobs waiting between status checks included.
-func startFloor(ctx context.Context, e *env, url string, concurrency int, tr *http.Transport) (stop func(), err error) {
+// floorConfig is what differs between the floors of the phases.
+type floorConfig struct {
+	// concurrency is the jobs run at once.
+	concurrency int
+	// perJob starts a goroutine per job (long ingestions: the memory
+	// phase) instead of a pool of concurrency goroutines.
+	perJob  bool
+	ackWait time.Duration
+	tr      *http.Transport
+}
+
+// instantFloor is the floor of instant ingestions (throughput, latency):
+// -c goroutines, AckWait 30 s (the worker's default), one kept HTTP
+// connection per goroutine.
+func (e *env) instantFloor() floorConfig {
+	return floorConfig{concurrency: e.o.concurrency, ackWait: 30 * time.Second, tr: e.floorTransport()}
+}
+
+// longFloor is the floor of long ingestions: n jobs at once, each on a
+// goroutine started for it that sleeps between status checks, as a
+// hand-rolled loop would; the worker's HTTP limit (campaign.NewTransport:
+// 64 connections per host). It signals InProgress after every status check,
+// so its AckWait is longer than the schedule's longest wait (60 s).
+func longFloor(n int) floorConfig {
+	return floorConfig{concurrency: n, perJob: true, ackWait: 2 * time.Minute, tr: campaign.NewTransport(nil)}
+}
+
+// startFloor runs the floor fc on the server at url, after creating the
+// streams. stop ends it, jobs waiting between status checks included, and
+// returns the first job error before the stop.
+func startFloor(ctx context.Context, e *env, url string, fc floorConfig) (stop func() error, err error) {
 	nc, js, err := connect(url)
 	if err != nil {
 		return nil, err
@@ -103,18 +130,33 @@ func startFloor(ctx context.Context, e *env, url string, concurrency int, tr *ht
 	if err := createStreams(ctx, js); err != nil {
 		return nil, err
 	}
-	f, err := newFloor(ctx, e, url, tr)
+	f, err := newFloor(ctx, e, url, fc)
 	if err != nil {
 		return nil, err
 	}
 	fctx, cancel := context.WithCancel(ctx)
-	stopRun, _, err := f.run(fctx, concurrency)
+	run := f.run
+	if fc.perJob {
+		run = f.runPerJob
+	}
+	stopRun, errs, err := run(fctx, fc.concurrency)
 	if err != nil {
 		cancel()
 		f.nc.Close()
 		return nil, err
 	}
-	return func() { cancel(); stopRun(); f.nc.Close() }, nil
+	return func() error {
+		var jerr error
+		select {
+		case jerr = <-errs:
+			jerr = fmt.Errorf("floor job: %w", jerr)
+		default:
+		}
+		cancel()
+		stopRun()
+		f.nc.Close()
+		return jerr
+	}, nil
 }
 
 // floor is the bare loop's state.
@@ -135,13 +177,13 @@ func (e *env) floorTransport() *http.Transport {
 	return tr
 }
 
-func newFloor(ctx context.Context, e *env, url string, tr *http.Transport) (*floor, error) {
+func newFloor(ctx context.Context, e *env, url string, fc floorConfig) (*floor, error) {
 	nc, js, err := connect(url)
 	if err != nil {
 		return nil, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, layout.CommandStream, jetstream.ConsumerConfig{
-		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: max(10000, e.o.memJobs),
+		Durable: "floor", AckPolicy: jetstream.AckExplicitPolicy, AckWait: fc.ackWait, MaxAckPending: max(10000, fc.concurrency),
 	})
 	if err != nil {
 		nc.Close()
@@ -152,7 +194,7 @@ func newFloor(ctx context.Context, e *env, url string, tr *http.Transport) (*flo
 		nc.Close()
 		return nil, err
 	}
-	return &floor{nc: nc, js: js, cons: cons, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}, token: tok, api: e.simURL}, nil
+	return &floor{nc: nc, js: js, cons: cons, hc: &http.Client{Transport: fc.tr, Timeout: 10 * time.Second}, token: tok, api: e.simURL}, nil
 }
 
 // run pulls commands (as many buffered as there are goroutines) into
@@ -188,6 +230,43 @@ func (f *floor) run(ctx context.Context, concurrency int) (stop func(), errs <-c
 			}
 		})
 	}
+	return func() { it.Stop(); wg.Wait() }, ec, nil
+}
+
+// runPerJob pulls commands (as many buffered as concurrency) and runs each
+// on a goroutine started for it, at most concurrency at once. stop ends the
+// pull and waits for the jobs (ctx's end stops those that wait); errs
+// receives the first job error.
+func (f *floor) runPerJob(ctx context.Context, concurrency int) (stop func(), errs <-chan error, err error) {
+	it, err := f.cons.Messages(jetstream.PullMaxMessages(concurrency))
+	if err != nil {
+		return nil, nil, err
+	}
+	slots := make(chan struct{}, concurrency)
+	ec := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			m, err := it.Next()
+			if err != nil {
+				return
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				defer func() { <-slots }()
+				if err := f.job(ctx, m); err != nil {
+					select {
+					case ec <- err:
+					default:
+					}
+				}
+			})
+		}
+	})
 	return func() { it.Stop(); wg.Wait() }, ec, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,12 +37,12 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	}
 	label := fmt.Sprintf("added latency at %d cmds/s, %d cmds, fsync %s", e.o.rate, n, mode)
 	load := loadAvg()
-	wr, err := latencyRun(ctx, e, mode, ms, "lat", func(url string) (func(), error) {
+	wr, err := latencyRun(ctx, e, mode, ms, "lat", func(url string) (func() error, error) {
 		w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
 		if err != nil {
 			return nil, err
 		}
-		return func() { _ = w.stop() }, nil
+		return func() error { _ = w.stop(); return nil }, nil
 	})
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
@@ -77,8 +78,8 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	p50, p99 = percentiles(toEvent)
 	t.add(label, "terminal GET → event received, p50 / p99", p50+" / "+p99, "p99 ≤ 5ms", loadAvg())
 
-	fr, err := latencyRun(ctx, e, mode, ms, "latf", func(url string) (func(), error) {
-		return startFloor(ctx, e, url, e.o.concurrency, e.floorTransport())
+	fr, err := latencyRun(ctx, e, mode, ms, "latf", func(url string) (func() error, error) {
+		return startFloor(ctx, e, url, e.instantFloor())
 	})
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
@@ -113,8 +114,8 @@ func (lt latencyTimes) endToEnd(ms []campaignsim.Mapping) []time.Duration {
 // latencyRun starts a fresh server, runs start on it (the worker or the
 // floor, which must have created the streams when it returns), publishes
 // one command per mapping of ms at e.o.rate with ids prefix-<i>, and
-// waits for every terminal event.
-func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mapping, prefix string, start func(url string) (stop func(), err error)) (latencyTimes, error) {
+// waits for every terminal event. An error of stop is the run's.
+func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mapping, prefix string, start func(url string) (stop func() error, err error)) (lt latencyTimes, err error) {
 	n := len(ms)
 	ns, err := e.natsServer(mode)
 	if err != nil {
@@ -125,7 +126,7 @@ func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mappi
 	if err != nil {
 		return latencyTimes{}, err
 	}
-	defer stop()
+	defer func() { err = errors.Join(err, stop()) }()
 	nc, js, err := connect(ns.url)
 	if err != nil {
 		return latencyTimes{}, err
@@ -142,7 +143,7 @@ func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mappi
 		return latencyTimes{}, err
 	}
 	var mu sync.Mutex
-	lt := latencyTimes{published: make([]time.Time, n), received: make(map[string]time.Time, n)}
+	lt = latencyTimes{published: make([]time.Time, n), received: make(map[string]time.Time, n)}
 	all := make(chan struct{})
 	cc, err := oc.Consume(func(m jetstream.Msg) {
 		at := time.Now()

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/acme/campaign-ingest/campaign"
 	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/layout"
@@ -77,12 +77,12 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 	n := e.o.memJobs
 	label := fmt.Sprintf("memory, %d jobs waiting on 1h ingestions", n)
 	load := loadAvg()
-	wm, err := memoryRun(ctx, e, "LONG", func(url string) (func(), error) {
+	wm, err := memoryRun(ctx, e, "LONG", func(url string) (func() error, error) {
 		w, err := startWorker(ctx, e.workerConfig(url, n))
 		if err != nil {
 			return nil, err
 		}
-		return func() { _ = w.stop() }, nil
+		return func() error { _ = w.stop(); return nil }, nil
 	}, func() error {
 		if e.o.memProfile == "" {
 			return nil
@@ -100,8 +100,8 @@ func memoryPhase(ctx context.Context, e *env, t *table) error {
 	t.add(label, "RSS / job", perJob(wm.after.rss, wm.before.rss), "≤ 16 KiB", load)
 	t.add(label, "goroutines / job", fmt.Sprintf("%.2f", float64(wm.after.goroutines-wm.before.goroutines)/float64(n)), "", load)
 	fload := loadAvg()
-	fm, err := memoryRun(ctx, e, "LONGF", func(url string) (func(), error) {
-		return startFloor(ctx, e, url, n, campaign.NewTransport(nil))
+	fm, err := memoryRun(ctx, e, "LONGF", func(url string) (func() error, error) {
+		return startFloor(ctx, e, url, longFloor(n))
 	}, func() error { return nil })
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
@@ -121,8 +121,9 @@ type memoryTimes struct {
 // memoryRun starts a fresh server (lazy fsync), runs start on it (the
 // worker or the floor), publishes e.o.memJobs commands at once on mappings
 // prefix<i> of one-hour ingestions, and samples the process's memory once
-// every job has made its first status check; atPeak runs then.
-func memoryRun(ctx context.Context, e *env, prefix string, start func(url string) (stop func(), err error), atPeak func() error) (memoryTimes, error) {
+// every job has made its first status check; atPeak runs then. An error of
+// stop is the run's.
+func memoryRun(ctx context.Context, e *env, prefix string, start func(url string) (stop func() error, err error), atPeak func() error) (mt memoryTimes, err error) {
 	n := e.o.memJobs
 	ms := make([]campaignsim.Mapping, n)
 	for i := range ms {
@@ -149,9 +150,8 @@ func memoryRun(ctx context.Context, e *env, prefix string, start func(url string
 	if err != nil {
 		return memoryTimes{}, err
 	}
-	defer stop()
+	defer func() { err = errors.Join(err, stop()) }()
 	time.Sleep(2 * time.Second) // the consumer is pulling, nothing in flight
-	var mt memoryTimes
 	mt.before = sampleMem()
 
 	var triggered atomic.Int64
@@ -171,7 +171,9 @@ func memoryRun(ctx context.Context, e *env, prefix string, start func(url string
 	if err := nc.Flush(); err != nil {
 		return memoryTimes{}, err
 	}
-	resetPeak()
+	if err := resetPeak(); err != nil {
+		return memoryTimes{}, err
+	}
 	if err := publishAll(ctx, js, n, strings.ToLower(prefix), func(i int) string { return ms[i].ID }); err != nil {
 		return memoryTimes{}, err
 	}
@@ -183,8 +185,10 @@ func memoryRun(ctx context.Context, e *env, prefix string, start func(url string
 		return memoryTimes{}, fmt.Errorf("only %d of %d jobs triggered", triggered.Load(), n)
 	}
 	// The first status check runs alongside the triggered event; let every
-	// job make it and reach its first wait.
-	if err := e.waitCalls(ctx, "status", n); err != nil {
+	// job make it and reach its first wait. Counted by mapping: the
+	// first jobs may make their second check before the last make their
+	// first.
+	if err := e.waitChecked(ctx, n); err != nil {
 		return memoryTimes{}, err
 	}
 	mt.peak = procStatus("VmHWM:")
@@ -197,8 +201,11 @@ func memoryRun(ctx context.Context, e *env, prefix string, start func(url string
 }
 
 // resetPeak resets the process's peak RSS (VmHWM) to its current RSS.
-func resetPeak() {
-	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+func resetPeak() error {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset the peak RSS: %w", err)
+	}
+	return nil
 }
 
 func writeHeapProfile(path string) error {

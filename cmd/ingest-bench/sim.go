@@ -51,28 +51,6 @@ func (e *env) callsOf(q url.Values) ([]campaignsim.Call, error) {
 	return cs, nil
 }
 
-// waitCalls waits until the call log holds n calls of op.
-func (e *env) waitCalls(ctx context.Context, op string, n int) error {
-	deadline := time.Now().Add(e.o.timeout)
-	for {
-		cs, err := e.calls(op)
-		if err != nil {
-			return err
-		}
-		if len(cs) >= n {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%d %s calls of %d", len(cs), op, n)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-}
-
 // addClients adds OAuth clients to the simulator.
 func (e *env) addClients(cs []campaignsim.Client) error {
 	b, err := json.Marshal(cs)
@@ -116,4 +94,52 @@ func (e *env) token() (string, error) {
 		return "", fmt.Errorf("token: %s %v", resp.Status, err)
 	}
 	return t.AccessToken, nil
+}
+
+// waitChecked waits until the call log holds a status call of n different
+// mappings: every job made its first check (a job that made its second
+// counts once). The log is decoded one call at a time, so that polling it
+// adds little to the bench process's memory while it is measured.
+func (e *env) waitChecked(ctx context.Context, n int) error {
+	deadline := time.Now().Add(e.o.timeout)
+	seen := make(map[string]bool, n)
+	for {
+		if err := e.checkedMappings(seen); err != nil {
+			return err
+		}
+		if len(seen) >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("status calls of %d mappings of %d", len(seen), n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// checkedMappings adds the mappings of the call log's status calls to seen.
+func (e *env) checkedMappings(seen map[string]bool) error {
+	resp, err := e.hc.Get(e.simURL + "/_sim/calls?" + url.Values{"op": {"status"}}.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	d := json.NewDecoder(resp.Body)
+	if _, err := d.Token(); err != nil { // the array's [
+		return fmt.Errorf("call log: %w", err)
+	}
+	for d.More() {
+		var c struct {
+			Mapping string `json:"mappingId"`
+		}
+		if err := d.Decode(&c); err != nil {
+			return fmt.Errorf("call log: %w", err)
+		}
+		seen[c.Mapping] = true
+	}
+	return nil
 }
