@@ -107,11 +107,22 @@ func TestTenantPermissions(t *testing.T) {
 			// Without its own inbox prefix a tenant gets no replies at
 			// all: even its own command, stored, is not acknowledged.
 			t.Run("JetStream publish without the inbox prefix", func(t *testing.T) {
+				stored := commandsStored(t, demo)
 				c := connect(t, url, tt.org, tt.org+"-demo-password", "")
 				c.denied(t, "_INBOX.", "", func(ctx context.Context, c *client) error {
 					_, err := c.js.Publish(ctx, "ingest.commands."+tt.org+"."+tt.mapping, []byte(`{"id":"`+tt.org+`-no-inbox"}`))
 					return err
 				})
+				// The command is stored all the same, maybe after the
+				// refusal of its reply: wait for it, so that the next
+				// tenant's count of stored commands starts after it.
+				deadline := time.Now().Add(10 * time.Second)
+				for commandsStored(t, demo) != stored+1 {
+					if time.Now().After(deadline) {
+						t.Fatalf("INGEST_COMMANDS stored %d messages, want the one published without an inbox prefix", commandsStored(t, demo)-stored)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
 			})
 			// The server logged the refusals as the tenant's, so the
 			// check of the can subtests, which finds none, looks where
