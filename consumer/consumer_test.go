@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/oauth2"
@@ -21,6 +22,45 @@ import (
 	"github.com/acme/campaign-ingest/metrics"
 	"github.com/acme/campaign-ingest/publisher"
 )
+
+// world is a consumer's surroundings in a test: an embedded server with
+// the streams and bucket, its events recorded, and the simulator with its
+// Campaign client (a token issued beforehand).
+type world struct {
+	js     jetstream.JetStream
+	events *testenv.Events
+	sim    *campaignsim.Server
+	client *campaign.Client
+	bound  *layout.Handles
+}
+
+func newWorld(t *testing.T, mappings ...campaignsim.Mapping) *world {
+	t.Helper()
+	ns := testenv.NATS(t)
+	_, js := testenv.Connect(t, ns.ClientURL())
+	w := &world{js: js, events: testenv.RecordEvents(t, js)}
+	var simURL string
+	w.sim, simURL = testenv.Simulator(t, mappings...)
+	tok, err := w.sim.IssueToken(campaignsim.DemoClientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.client, err = campaign.New(campaign.Config{BaseURL: simURL, APIKey: campaignsim.DemoClientID,
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})}); err != nil {
+		t.Fatal(err)
+	}
+	if w.bound, err = layout.Setup(t.Context(), js, layout.Topology{AckWait: 3 * time.Second, Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// consumer is a consumer of w running jobs through api, polling every
+// 10 ms.
+func (w *world) consumer(api ingest.API, m *metrics.Metrics, cfg consumer.Config) *consumer.Consumer {
+	runner := ingest.NewRunner(api, ingest.Config{Schedule: ingest.Schedule{Initial: 10 * time.Millisecond}})
+	return consumer.New(w.bound, publisher.New(w.js), runner, m, nil, cfg)
+}
 
 // panicOnce is the Campaign client with a bug that bites once.
 type panicOnce struct {
@@ -38,28 +78,12 @@ func (p *panicOnce) Trigger(ctx context.Context, org, mapping string) (campaign.
 // TestPanicIsRecovered: a panic in a job is recovered, the command handed
 // back, and its redelivery ends normally.
 func TestPanicIsRecovered(t *testing.T) {
-	ns := testenv.NATS(t)
-	_, js := testenv.Connect(t, ns.ClientURL())
-	events := testenv.RecordEvents(t, js)
-	sim, simURL := testenv.Simulator(t, campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 3}})
-	tok, err := sim.IssueToken(campaignsim.DemoClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := campaign.New(campaign.Config{BaseURL: simURL, APIKey: campaignsim.DemoClientID,
-		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newWorld(t, campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 3}})
+	js, events, sim := w.js, w.events, w.sim
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	bound, err := layout.Setup(ctx, js, layout.Topology{AckWait: 3 * time.Second, Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	m := metrics.New(prometheus.NewRegistry(), "test")
-	runner := ingest.NewRunner(&panicOnce{API: client}, ingest.Config{Schedule: ingest.Schedule{Initial: 10 * time.Millisecond}})
-	c := consumer.New(bound, publisher.New(js), runner, m, nil, consumer.Config{})
+	c := w.consumer(&panicOnce{API: w.client}, m, consumer.Config{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = c.Run(ctx) })
 	defer wg.Wait()
@@ -103,32 +127,16 @@ func (c *concurrentTriggers) Trigger(ctx context.Context, org, mapping string) (
 // makes at most MaxStarting first steps at once, and every command ends.
 func TestFirstStepsAreBounded(t *testing.T) {
 	const commands, maxStarting = 20, 3
-	ns := testenv.NATS(t)
-	_, js := testenv.Connect(t, ns.ClientURL())
-	events := testenv.RecordEvents(t, js)
 	var mappings []campaignsim.Mapping
 	for i := range commands {
 		mappings = append(mappings, campaignsim.Mapping{Org: "acme", ID: fmt.Sprintf("M%02d", i), Script: campaignsim.Script{Records: 1}})
 	}
-	sim, simURL := testenv.Simulator(t, mappings...)
-	tok, err := sim.IssueToken(campaignsim.DemoClientID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := campaign.New(campaign.Config{BaseURL: simURL, APIKey: campaignsim.DemoClientID,
-		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newWorld(t, mappings...)
+	js, events := w.js, w.events
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	bound, err := layout.Setup(ctx, js, layout.Topology{AckWait: 3 * time.Second, Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api := &concurrentTriggers{API: client}
-	runner := ingest.NewRunner(api, ingest.Config{Schedule: ingest.Schedule{Initial: 10 * time.Millisecond}})
-	c := consumer.New(bound, publisher.New(js), runner, nil, nil, consumer.Config{MaxInFlight: commands, MaxStarting: maxStarting})
+	api := &concurrentTriggers{API: w.client}
+	c := w.consumer(api, nil, consumer.Config{MaxInFlight: commands, MaxStarting: maxStarting})
 	for _, m := range mappings {
 		if _, err := publisher.PublishCommand(ctx, js, ingest.Command{ID: "c-" + m.ID, Organization: "acme", MappingID: m.ID}); err != nil {
 			t.Fatal(err)
