@@ -56,15 +56,25 @@ func (c *Consumer) finish(ctx context.Context, log *slog.Logger, msg jetstream.M
 	log.Info("command finished; its outcome was already published", "outcome", ev.Type, "requestId", ev.RequestID)
 }
 
-// reject publishes the rejected event of a command that can never succeed,
-// records its id as done (so that a later message with the same id is a
-// duplicate, not a command whose outcome the stream would drop as one), and
-// terminates the command. A publish that fails for a reason that will
-// not pass (the server refuses the message) still terminates it, counted
-// and logged once; only a transient failure hands it back.
+// reject records a command that can never succeed as done (so that a
+// later message with the same id is a duplicate, not a command whose
+// outcome the stream would drop as one), publishes its rejected event, and
+// terminates it. The record comes first: a message with the same id that
+// arrives while the event is being published must already find it. A
+// redelivery of the rejected command is rejected again (validation comes
+// before the record is read), so a publish that fails still gets its
+// retry. A publish that fails for a reason that will not pass (the server
+// refuses the message) still terminates the command, counted and logged
+// once; only a transient failure hands it back.
 func (c *Consumer) reject(ctx context.Context, log *slog.Logger, msg jetstream.Msg, ev ingest.Event) {
 	wctx, cancel := c.writeCtx(ctx)
 	defer cancel()
+	if ingest.ValidOrganization(ev.Organization) {
+		// Create only: a running job's record is never overwritten.
+		if _, err := c.store.Claim(wctx, ingest.DoneRecord(ev)); err != nil {
+			log.Warn("cannot record the rejection", "err", err)
+		}
+	}
 	ack, err := c.pub.Publish(wctx, ev)
 	switch {
 	case err != nil && !permanentPublishError(err):
@@ -76,12 +86,6 @@ func (c *Consumer) reject(ctx context.Context, log *slog.Logger, msg jetstream.M
 		log.Error("the rejection cannot be published; terminating the command without it", "err", err)
 	default:
 		c.counted(ev, ack)
-	}
-	if ingest.ValidOrganization(ev.Organization) {
-		// Create only: a running job's record is never overwritten.
-		if _, err := c.store.Claim(wctx, ingest.DoneRecord(ev)); err != nil {
-			log.Warn("cannot record the rejection", "err", err)
-		}
 	}
 	if err := msg.TermWithReason(string(ev.Reason)); err != nil {
 		log.Warn("cannot terminate the command", "err", err)
