@@ -42,12 +42,13 @@ type Config struct {
 	// MaxParked bounds the commands held while their organization has used
 	// up its share; default 10000.
 	MaxParked int
-	// MaxStarting bounds the jobs making their first step (admission, the
-	// trigger and the first status check) at once; default 128, twice the
-	// API connections per host. A burst of commands then waits as small
-	// goroutines instead of growing thousands of stacks through the HTTP,
-	// JSON and NATS call chains at once; with MaxInFlight at or below it,
-	// nothing ever waits.
+	// MaxStarting is the number of goroutines that run jobs' first steps
+	// (admission, the trigger and the first status check), and so bounds
+	// the first steps made at once; default 128, twice the API connections
+	// per host. A burst of commands waits in a queue instead of growing
+	// thousands of stacks through the HTTP, JSON and NATS call chains at
+	// once, and each first step runs on a stack that has already grown;
+	// with MaxInFlight at or below it, nothing ever waits.
 	MaxStarting int
 }
 
@@ -86,9 +87,6 @@ type Consumer struct {
 	log    *slog.Logger
 	cfg    Config
 
-	// starting holds a token per job making its first step (MaxStarting).
-	starting chan struct{}
-
 	mu     sync.Mutex
 	active map[*delivery]struct{}
 	// pulling is set once a pull succeeded and cleared when a pull fails or
@@ -109,7 +107,7 @@ func New(js *layout.Handles, pub *publisher.Publisher, runner *ingest.Runner, m 
 	cfg = cfg.withDefaults()
 	return &Consumer{
 		js: js, store: layout.NewStore(js.Jobs, js.JetStream), pub: pub, runner: runner, m: m, log: log,
-		cfg: cfg, starting: make(chan struct{}, cfg.MaxStarting), active: make(map[*delivery]struct{}),
+		cfg: cfg, active: make(map[*delivery]struct{}),
 	}
 }
 
@@ -144,13 +142,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	wg.Go(func() { c.watchPending(bgCtx) })
 	wg.Go(func() { c.watchExhausted(bgCtx) })
 	slots := newSlots(c.cfg.MaxInFlight, c.cfg.MaxParked, c.cfg.Organizations)
+	first := newStarters(min(c.cfg.MaxStarting, c.cfg.MaxInFlight), c.cfg.MaxInFlight)
 	for ctx.Err() == nil {
 		room := slots.room()
 		if room == 0 {
 			slots.waitRelease(ctx)
 			continue
 		}
-		if err := c.pull(ctx, room, func(msg jetstream.Msg) { c.arrive(jobCtx, msg, slots, &wg) }); err != nil {
+		if err := c.pull(ctx, room, func(msg jetstream.Msg) { c.arrive(jobCtx, msg, slots, first, &wg) }); err != nil {
 			c.pullFailed(ctx, err)
 		}
 	}
@@ -162,6 +161,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopJobs()
 	stopBg()
 	wg.Wait()
+	first.stop()
 	return nil
 }
 

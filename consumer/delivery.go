@@ -23,7 +23,7 @@ type delivery struct {
 
 // arrive takes a pulled command: it keeps its lease from now on, and runs
 // it at once or parks it until its organization has a free slot.
-func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, wg *sync.WaitGroup) {
+func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, first *starters, wg *sync.WaitGroup) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.log.Error("message without JetStream metadata", "subject", msgSubject(msg), "err", err)
@@ -36,10 +36,12 @@ func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, 
 	wg.Add(1)
 	slots.admit(org, parkedCmd{
 		start: func() {
-			go c.handle(ctx, msg, meta, func() {
-				c.track(d, false)
-				slots.release(org)
-				wg.Done()
+			first.run(func() {
+				c.handle(ctx, msg, meta, func() {
+					c.track(d, false)
+					slots.release(org)
+					wg.Done()
+				})
 			})
 		},
 		giveBack: func() {
@@ -50,16 +52,13 @@ func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, 
 	})
 }
 
-// handle starts one delivery's job; end is called once the delivery is
-// settled. The job holds no goroutine while it waits between status checks
-// (ingest.Runner.Start). Its first step waits for one of MaxStarting
-// tokens; a worker stopping meanwhile hands the command back. A panic is
-// recovered and the command handed back.
+// handle makes one delivery's first step, on one of the starters; end is
+// called once the delivery is settled. The job holds no goroutine while it
+// waits between status checks (ingest.Runner.Start). A worker that stopped
+// while the step was queued hands the command back. A panic is recovered
+// and the command handed back.
 func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, end func()) {
-	select {
-	case c.starting <- struct{}{}:
-		defer func() { <-c.starting }()
-	case <-ctx.Done():
+	if ctx.Err() != nil {
 		c.handBack(msg, "shutdown")
 		end()
 		return
