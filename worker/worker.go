@@ -50,6 +50,9 @@ type Worker struct {
 	cons *consumer.Consumer
 	http *metrics.Server
 	orgs *orgs.Directory
+	// transport is the API clients' base transport; Close closes its idle
+	// connections.
+	transport *http.Transport
 	// lost is closed when the NATS connection is closed for good.
 	lost      chan struct{}
 	lostOnce  sync.Once
@@ -150,7 +153,8 @@ func (w *Worker) organizations() (*orgs.Directory, error) {
 	if err != nil {
 		return nil, err
 	}
-	transport := w.m.InstrumentTransport(campaign.NewTransport(roots), campaign.Operation)
+	w.transport = campaign.NewTransport(roots)
+	transport := w.m.InstrumentTransport(w.transport, campaign.Operation)
 	var def *orgs.Credential
 	if cfg.IMS.ClientID != "" {
 		def = &orgs.Credential{
@@ -283,6 +287,9 @@ func (w *Worker) Close() {
 		}
 		if w.http != nil {
 			_ = w.http.Close()
+		}
+		if w.transport != nil {
+			w.transport.CloseIdleConnections()
 		}
 	})
 }
