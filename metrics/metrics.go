@@ -192,9 +192,22 @@ func (m *Metrics) ObserveOutcome(org, outcome, reason string, records int64, tri
 	}
 }
 
+// codeLabel is the code label value of an HTTP status (0: no answer).
 func codeLabel(code int) string {
-	if code == 0 {
+	switch {
+	case code == 0:
 		return "error"
+	case code >= 100 && code < 100+len(statusLabels):
+		return statusLabels[code-100]
 	}
 	return strconv.Itoa(code)
 }
+
+// statusLabels is the label value of every status from 100 to 599, made
+// once instead of per request.
+var statusLabels = func() (l [500]string) {
+	for i := range l {
+		l[i] = strconv.Itoa(100 + i)
+	}
+	return l
+}()
