@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -32,7 +33,7 @@ import (
 // worker has), with a static token; none of the worker's machinery (job
 // records, recovery, heartbeats, metrics, retries, per-organization
 // clients).
-func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int) string) (result, error) {
+func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int) string, prof *os.File) (result, error) {
 	ns, err := e.natsServer(mode)
 	if err != nil {
 		return result{}, err
@@ -50,7 +51,7 @@ func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int)
 	if err != nil {
 		return result{}, err
 	}
-	defer f.nc.Close()
+	defer f.close()
 	tc, err := countTerminal(nc, e.o.n, nil)
 	if err != nil {
 		return result{}, err
@@ -59,6 +60,11 @@ func throughputFloor(ctx context.Context, e *env, mode string, mapping func(int)
 	if err != nil {
 		return result{}, err
 	}
+	stopProf, err := startCPUProfile(prof)
+	if err != nil {
+		return result{}, err
+	}
+	defer stopProf()
 	m := startMeters(e, ns)
 	start := time.Now()
 	perr := publishAll(ctx, js, e.o.n, "fl", mapping)
@@ -142,7 +148,7 @@ func startFloor(ctx context.Context, e *env, url string, fc floorConfig) (stop f
 	stopRun, errs, err := run(fctx, fc.concurrency)
 	if err != nil {
 		cancel()
-		f.nc.Close()
+		f.close()
 		return nil, err
 	}
 	return func() error {
@@ -154,7 +160,7 @@ func startFloor(ctx context.Context, e *env, url string, fc floorConfig) (stop f
 		}
 		cancel()
 		stopRun()
-		f.nc.Close()
+		f.close()
 		return jerr
 	}, nil
 }
@@ -167,6 +173,13 @@ type floor struct {
 	hc    *http.Client
 	token string
 	api   string // the simulator's base URL
+}
+
+// close closes the floor's connections, its idle HTTP ones included (the
+// next run's process must not carry their goroutines and buffers).
+func (f *floor) close() {
+	f.nc.Close()
+	f.hc.CloseIdleConnections()
 }
 
 // floorTransport is the HTTP transport of the instant floor: one kept

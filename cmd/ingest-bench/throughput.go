@@ -29,12 +29,31 @@ func (e *env) throughputMappings(mode string) (func(int) string, error) {
 	return func(i int) string { return ms[i].ID }, e.putMappings(ms)
 }
 
-// throughputPhase runs the worker and then the floor, -runs times
-// alternately, each on a fresh server of one fsync mode, and adds the
-// median and range of every figure to t. With -duration only the worker
-// runs: the floor is defined for instant ingestions.
+// throughputPhase runs the worker and the floor -runs times, each on a
+// fresh server of one fsync mode, and adds the median and range of every
+// figure to t. A warm-up pair of a fifth of the commands comes first, not
+// counted: the first jobs of a process pay for growing its heap, stacks and
+// connection pools, which would fall on whichever side runs first. Then
+// the order alternates (worker first in even runs, floor first in odd
+// ones), so that neither side always inherits the process and machine
+// state the other left. With -duration only the worker runs: the floor is
+// defined for instant ingestions.
 func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *os.File) error {
 	load := loadAvg()
+	if e.o.duration <= 0 {
+		warm := *e
+		warm.o.n = max(e.o.n/5, 1)
+		mapping, err := warm.throughputMappings(mode + "warm")
+		if err != nil {
+			return err
+		}
+		if _, err := throughputWorker(ctx, &warm, mode, mapping, nil); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		if _, err := throughputFloor(ctx, &warm, mode, mapping, nil); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	var workers, floors []result
 	for run := range max(e.o.runs, 1) {
 		if run > 0 {
@@ -44,21 +63,44 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		if err != nil {
 			return err
 		}
-		wr, err := throughputWorker(ctx, e, mode, mapping, prof)
-		if err != nil {
-			return err
+		runWorker := func() error {
+			wr, err := throughputWorker(ctx, e, mode, mapping, prof)
+			if err != nil {
+				return err
+			}
+			workers = append(workers, wr)
+			fmt.Printf("throughput %s run %d: worker %s\n", mode, run+1, wr)
+			return nil
 		}
-		workers = append(workers, wr)
-		fmt.Printf("throughput %s run %d: worker %s\n", mode, run+1, wr)
+		runFloor := func() error {
+			var floorProf *os.File
+			if prof != nil {
+				if floorProf, err = os.Create(prof.Name() + ".floor"); err != nil {
+					return err
+				}
+			}
+			fr, err := throughputFloor(ctx, e, mode, mapping, floorProf)
+			if err != nil {
+				return err
+			}
+			floors = append(floors, fr)
+			fmt.Printf("throughput %s run %d: floor  %s\n", mode, run+1, fr)
+			return nil
+		}
+		steps := []func() error{runWorker, runFloor}
 		if e.o.duration > 0 {
-			continue
+			steps = steps[:1]
+		} else if run%2 == 1 {
+			steps[0], steps[1] = steps[1], steps[0]
 		}
-		fr, err := throughputFloor(ctx, e, mode, mapping)
-		if err != nil {
-			return err
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return err
+			}
 		}
-		floors = append(floors, fr)
-		fmt.Printf("throughput %s run %d: floor  %s (worker / floor %.2f)\n", mode, run+1, fr, wr.rate/fr.rate)
+		if len(floors) > run {
+			fmt.Printf("throughput %s run %d: worker / floor %.2f\n", mode, run+1, workers[run].rate/floors[run].rate)
+		}
 	}
 	cmds := fmt.Sprintf("%d cmds", e.o.n)
 	if e.o.duration > 0 {
@@ -107,6 +149,8 @@ type result struct {
 	traffic traffic
 	// writes is the synchronous JetStream writes per job, by stream.
 	writes string
+	// allocs is the bench process's heap allocations per job.
+	allocs allocs
 }
 
 func (r result) rateOf() float64 { return r.rate }
@@ -115,8 +159,8 @@ func (r result) rateOf() float64 { return r.rate }
 func (r result) cpuAll() float64 { return r.cpu[procBench] + r.cpu[procNATS] + r.cpu[procSim] }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f /s, CPU µs/job %.0f / %.0f / %.0f, NATS msgs/job %.1f / %.1f, bytes/job %.0f / %.0f, writes/job %s",
-		r.rate, r.cpu[procBench], r.cpu[procNATS], r.cpu[procSim],
+	return fmt.Sprintf("%.0f /s, CPU µs/job %.0f / %.0f / %.0f, allocs/job %.0f (%.1f KiB, %.4f GCs), NATS msgs/job %.1f / %.1f, bytes/job %.0f / %.0f, writes/job %s",
+		r.rate, r.cpu[procBench], r.cpu[procNATS], r.cpu[procSim], r.allocs.objects, r.allocs.bytes/1024, r.allocs.gcs,
 		r.traffic.inMsgs, r.traffic.outMsgs, r.traffic.inBytes, r.traffic.outBytes, r.writes)
 }
 
@@ -143,16 +187,17 @@ func trafficColumn(rs []result, f func(traffic) [2]float64) [][]float64 {
 type meters struct {
 	cpu     *cpuMeter
 	traffic *trafficMeter
+	allocs  allocs
 }
 
 func startMeters(e *env, ns *natsRun) meters {
-	return meters{cpu: startCPU(ns.pid, e.sim.cmd.Process.Pid), traffic: startTraffic(ns.monitor)}
+	return meters{cpu: startCPU(ns.pid, e.sim.cmd.Process.Pid), traffic: startTraffic(ns.monitor), allocs: readAllocs()}
 }
 
 // result returns the run's figures for n jobs that took from start to end
 // (the CPU and traffic are counted until now).
 func (m meters) result(n int, start, end time.Time) result {
-	r := result{rate: float64(n) / end.Sub(start).Seconds(), cpu: m.cpu.perJob(n)}
+	r := result{rate: float64(n) / end.Sub(start).Seconds(), cpu: m.cpu.perJob(n), allocs: m.allocs.perJob(n)}
 	var ok bool
 	if r.traffic, ok = m.traffic.perJob(n); !ok {
 		r.traffic = traffic{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
