@@ -133,6 +133,10 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		t.add(label, s.name+": JetStream writes / job", s.rs[len(s.rs)-1].writes, "", "-")
 		t.add(label, s.name+": CPU µs / job (bench / nats / sim)", joinSpreads("%.0f", cpuColumns(s.rs)...), "", "-")
 		t.add(label, s.name+": CPU µs / job, all processes", spread("%.0f", column(s.rs, result.cpuAll)), "", "-")
+		t.add(label, s.name+": heap allocs / job (objects / KiB / GC cycles)", joinSpreads("%.4g",
+			column(s.rs, func(r result) float64 { return r.allocs.objects }),
+			column(s.rs, func(r result) float64 { return r.allocs.bytes / 1024 }),
+			column(s.rs, func(r result) float64 { return r.allocs.gcs })), "", "-")
 		t.add(label, s.name+": NATS msgs / job (in / out)", joinSpreads("%.1f", trafficColumn(s.rs, traffic.msgs)...), "", "-")
 		t.add(label, s.name+": NATS bytes / job (in / out)", joinSpreads("%.0f", trafficColumn(s.rs, traffic.bytes)...), "", "-")
 	}
