@@ -35,6 +35,9 @@ func Retryable(err error) bool {
 // has already fetched one fresh token and retried once when it returns such
 // an error.
 func Unauthorized(err error) bool {
+	if err == nil {
+		return false // before e escapes: no allocation on the common path
+	}
 	var e *APIError
 	if !errors.As(err, &e) {
 		return false

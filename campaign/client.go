@@ -204,7 +204,7 @@ func (c *Client) endpoint(org, mappingID, requestID string) (string, error) {
 	}
 	u := c.prefix + "/" + url.PathEscape(org) + "/campaign/dataIngestion/xdmIngestion/" + url.PathEscape(mappingID) + "/ingest"
 	if requestID != "" {
-		u += "?" + url.Values{"requestId": {requestID}}.Encode()
+		u += "?requestId=" + url.QueryEscape(requestID) // as url.Values would encode it
 	}
 	return u, nil
 }
