@@ -33,6 +33,28 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
+// procSyscalls is the read and write system calls made so far by process
+// pid (0: self), from /proc/<pid>/io (syscr + syscw); 0 when unreadable.
+func procSyscalls(pid int) int64 {
+	path := "/proc/self/io"
+	if pid != 0 {
+		path = fmt.Sprintf("/proc/%d/io", pid)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	var n int64
+	for line := range strings.Lines(string(b)) {
+		k, v, _ := strings.Cut(strings.TrimSpace(line), ": ")
+		if k == "syscr" || k == "syscw" {
+			c, _ := strconv.ParseInt(v, 10, 64)
+			n += c
+		}
+	}
+	return n
+}
+
 // The processes a cpuMeter measures, in its order.
 const (
 	procBench = iota // this process: the worker, or the floor
@@ -43,14 +65,16 @@ const (
 // cpuMeter measures the CPU used by this process, the nats child and the
 // simulator child over an interval.
 type cpuMeter struct {
-	pids  [3]int
-	start [3]time.Duration
+	pids     [3]int
+	start    [3]time.Duration
+	syscalls [3]int64
 }
 
 func startCPU(natsPID, simPID int) *cpuMeter {
 	m := &cpuMeter{pids: [3]int{procBench: 0, procNATS: natsPID, procSim: simPID}}
 	for i, p := range m.pids {
 		m.start[i] = procCPU(p)
+		m.syscalls[i] = procSyscalls(p)
 	}
 	return m
 }
@@ -66,6 +90,21 @@ func (m *cpuMeter) perJob(n int) [3]float64 {
 		}
 		d := procCPU(p) - m.start[i]
 		out[i] = float64(d.Microseconds()) / float64(n)
+	}
+	return out
+}
+
+// syscallsPerJob returns the read and write system calls per job of each
+// process since start; NaN for an external server. Fewer calls per job
+// mean more messages and requests coalesced per call.
+func (m *cpuMeter) syscallsPerJob(n int) [3]float64 {
+	var out [3]float64
+	for i, p := range m.pids {
+		if i == procNATS && p == 0 {
+			out[i] = math.NaN()
+			continue
+		}
+		out[i] = float64(procSyscalls(p)-m.syscalls[i]) / float64(n)
 	}
 	return out
 }

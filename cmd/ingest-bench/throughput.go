@@ -133,6 +133,7 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		t.add(label, s.name+": JetStream writes / job", s.rs[len(s.rs)-1].writes, "", "-")
 		t.add(label, s.name+": CPU µs / job (bench / nats / sim)", joinSpreads("%.0f", cpuColumns(s.rs)...), "", "-")
 		t.add(label, s.name+": CPU µs / job, all processes", spread("%.0f", column(s.rs, result.cpuAll)), "", "-")
+		t.add(label, s.name+": system calls / job (bench / nats / sim)", joinSpreads("%.1f", syscallColumns(s.rs)...), "", "-")
 		t.add(label, s.name+": heap allocs / job (objects / KiB / GC cycles)", joinSpreads("%.4g",
 			column(s.rs, func(r result) float64 { return r.allocs.objects }),
 			column(s.rs, func(r result) float64 { return r.allocs.bytes / 1024 }),
@@ -149,6 +150,8 @@ type result struct {
 	// cpu is the CPU per job of each process (procBench, procNATS,
 	// procSim), in µs.
 	cpu [3]float64
+	// syscalls is the read and write system calls per job of each process.
+	syscalls [3]float64
 	// traffic is the NATS traffic per job, when the server's /varz was read.
 	traffic traffic
 	// writes is the synchronous JetStream writes per job, by stream.
@@ -163,8 +166,8 @@ func (r result) rateOf() float64 { return r.rate }
 func (r result) cpuAll() float64 { return r.cpu[procBench] + r.cpu[procNATS] + r.cpu[procSim] }
 
 func (r result) String() string {
-	return fmt.Sprintf("%.0f /s, CPU µs/job %.0f / %.0f / %.0f, allocs/job %.0f (%.1f KiB, %.4f GCs), NATS msgs/job %.1f / %.1f, bytes/job %.0f / %.0f, writes/job %s",
-		r.rate, r.cpu[procBench], r.cpu[procNATS], r.cpu[procSim], r.allocs.objects, r.allocs.bytes/1024, r.allocs.gcs,
+	return fmt.Sprintf("%.0f /s, CPU µs/job %.0f / %.0f / %.0f, syscalls/job %.1f / %.1f / %.1f, allocs/job %.0f (%.1f KiB, %.4f GCs), NATS msgs/job %.1f / %.1f, bytes/job %.0f / %.0f, writes/job %s",
+		r.rate, r.cpu[procBench], r.cpu[procNATS], r.cpu[procSim], r.syscalls[procBench], r.syscalls[procNATS], r.syscalls[procSim], r.allocs.objects, r.allocs.bytes/1024, r.allocs.gcs,
 		r.traffic.inMsgs, r.traffic.outMsgs, r.traffic.inBytes, r.traffic.outBytes, r.writes)
 }
 
@@ -175,6 +178,14 @@ func cpuColumns(rs []result) [][]float64 {
 	var cols [][]float64
 	for p := range 3 {
 		cols = append(cols, column(rs, func(r result) float64 { return r.cpu[p] }))
+	}
+	return cols
+}
+
+func syscallColumns(rs []result) [][]float64 {
+	var cols [][]float64
+	for p := range 3 {
+		cols = append(cols, column(rs, func(r result) float64 { return r.syscalls[p] }))
 	}
 	return cols
 }
@@ -201,7 +212,7 @@ func startMeters(e *env, ns *natsRun) meters {
 // result returns the run's figures for n jobs that took from start to end
 // (the CPU and traffic are counted until now).
 func (m meters) result(n int, start, end time.Time) result {
-	r := result{rate: float64(n) / end.Sub(start).Seconds(), cpu: m.cpu.perJob(n), allocs: m.allocs.perJob(n)}
+	r := result{rate: float64(n) / end.Sub(start).Seconds(), cpu: m.cpu.perJob(n), syscalls: m.cpu.syscallsPerJob(n), allocs: m.allocs.perJob(n)}
 	var ok bool
 	if r.traffic, ok = m.traffic.perJob(n); !ok {
 		r.traffic = traffic{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
