@@ -132,6 +132,10 @@ func (c *Consumer) Healthy() error {
 // resumes it from its recorded state, waits for its jobs, and returns.
 func (c *Consumer) Run(ctx context.Context) error {
 	defer c.pulling.Store(false)
+	if err := c.store.StartBatchedReads(ctx, 0, 0); err != nil {
+		c.log.Warn("job records are read one per request", "err", err)
+	}
+	defer c.store.StopBatchedReads()
 	// Jobs stop once the pull in progress has returned, so that the
 	// commands they hand back cannot come back to this worker's own pull.
 	jobCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,6 +18,8 @@ import (
 type Store struct {
 	kv jetstream.KeyValue
 	js jetstream.JetStream
+	// reads, when set, reads records in batches (StartBatchedReads).
+	reads atomic.Pointer[batchReads]
 }
 
 // NewStore returns a Store on kv; js reads the events stream to recover a
@@ -24,7 +27,16 @@ type Store struct {
 func NewStore(kv jetstream.KeyValue, js jetstream.JetStream) *Store { return &Store{kv: kv, js: js} }
 
 // Load returns the record of command id in org, or nil when there is none.
+// It reads with the next batch once StartBatchedReads succeeded, else with
+// a request of its own.
 func (s *Store) Load(ctx context.Context, org, commandID string) (*ingest.Record, error) {
+	if r := s.reads.Load(); r != nil && ingest.ValidOrganization(org) {
+		rec, err := r.load(ctx, r.prefix+RecordKey(org, commandID))
+		if err != nil {
+			return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
+		}
+		return rec, nil
+	}
 	return LoadRecord(ctx, s.kv, org, commandID)
 }
 
