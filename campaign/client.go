@@ -301,18 +301,14 @@ func (c *Client) send(ctx context.Context, op, method, u string) (*answer, error
 	if err != nil {
 		return nil, &APIError{Operation: op, Err: fmt.Errorf("%w: %v", ErrInvalidArgument, err)}
 	}
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	req.Header.Set("X-Api-Key", c.apiKey)
-	req.Header.Set("Cache-Control", "no-cache")
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
+	req.Header = c.headers(tok.AccessToken)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, c.transportError(ctx, op, err)
 	}
 	defer resp.Body.Close()
 	a := &answer{status: resp.StatusCode, header: resp.Header, token: tok.AccessToken}
-	a.body, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	a.body, err = readBody(resp, c.maxBody+1)
 	if err != nil {
 		return nil, c.transportError(ctx, op, err)
 	}
@@ -320,6 +316,31 @@ func (c *Client) send(ctx context.Context, op, method, u string) (*answer, error
 		a.body, a.tooLarge = a.body[:c.maxBody], true
 	}
 	return a, nil
+}
+
+// headers are the headers of an API call, the documented four: built as
+// one map over one array of values rather than set one by one.
+func (c *Client) headers(token string) http.Header {
+	v := [4]string{"Bearer " + token, c.apiKey, "no-cache", "application/json"}
+	return http.Header{
+		"Authorization": v[0:1:1],
+		"X-Api-Key":     v[1:2:2],
+		"Cache-Control": v[2:3:3],
+		"Content-Type":  v[3:4:4],
+	}
+}
+
+// readBody reads at most limit bytes of resp's body, into a buffer of the
+// announced length when the server announced one within the limit.
+func readBody(resp *http.Response, limit int64) ([]byte, error) {
+	if n := resp.ContentLength; n >= 0 && n < limit {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(resp.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, limit))
 }
 
 // transportError builds the error of a request that got no (complete)
