@@ -22,38 +22,109 @@ import (
 // publish → POST seen by the simulator, terminal status served (the GET
 // that answered terminal) → terminal event received from the events
 // stream, and publish → terminal event received. It then measures the last
-// one for the floor, on a fresh server, at the same rate.
+// one for the floor, on a fresh server, at the same rate. With -runs N it
+// makes N such pairs, worker first in even runs and floor first in odd
+// ones, each on fresh mappings, and gives each figure as median
+// [min–max]: a p99 of a few seconds moves by more than the gap it
+// measures whenever something else on the machine wakes up.
 func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	n := int(float64(e.o.rate) * e.o.latencyFor.Seconds())
+	label := fmt.Sprintf("added latency at %d cmds/s, %d cmds, fsync %s, runs: %d", e.o.rate, n, mode, max(e.o.runs, 1))
+	load := loadAvg()
+	var runs []latencyFigures
+	for run := range max(e.o.runs, 1) {
+		f, err := latencyPair(ctx, e, mode, fmt.Sprintf("%s%d", mode, run), n, run%2 == 1)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("latency %s run %d: %s\n", mode, run+1, f)
+		runs = append(runs, f)
+	}
+	ms := func(f func(latencyFigures) time.Duration) []float64 {
+		return column(runs, func(r latencyFigures) float64 { return float64(f(r)) / float64(time.Millisecond) })
+	}
+	t.add(label, "publish → POST seen, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.toPost[0] }),
+		ms(func(r latencyFigures) time.Duration { return r.toPost[1] })), "p99 ≤ 5ms", load)
+	t.add(label, "terminal GET → event received, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.toEvent[0] }),
+		ms(func(r latencyFigures) time.Duration { return r.toEvent[1] })), "p99 ≤ 5ms", "-")
+	t.add(label, "worker: publish → terminal event, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.worker[0] }),
+		ms(func(r latencyFigures) time.Duration { return r.worker[1] })), "", "-")
+	t.add(label, "floor: publish → terminal event, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.floor[0] }),
+		ms(func(r latencyFigures) time.Duration { return r.floor[1] })), "", "-")
+	t.add(label, "worker p99 − floor p99 (ms), per run", spread("%.2f", ms(func(r latencyFigures) time.Duration { return r.worker[1] - r.floor[1] })), "≤ 2ms", "-")
+	t.add(label, "the same after the first second (ms)", spread("%.2f", ms(func(r latencyFigures) time.Duration { return r.workerWarm - r.floorWarm })), "", loadAvg())
+	return nil
+}
+
+// latencyFigures are one latency pair's p50 and p99 ([2]) of each
+// measure, and the p99s without the first second's commands (a fresh
+// process's first jobs grow its connections, stacks and heap).
+type latencyFigures struct {
+	toPost, toEvent, worker, floor [2]time.Duration
+	workerWarm, floorWarm          time.Duration
+}
+
+func (f latencyFigures) String() string {
+	r := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+	return fmt.Sprintf("publish → terminal p50 / p99 worker %s / %s, floor %s / %s, p99 difference %s (%s after the first second)",
+		r(f.worker[0]), r(f.worker[1]), r(f.floor[0]), r(f.floor[1]), r(f.worker[1]-f.floor[1]), r(f.workerWarm-f.floorWarm))
+}
+
+// latencyPair makes one latency run of the worker and one of the floor
+// (floorFirst: in that order) on n fresh mappings named after tag.
+func latencyPair(ctx context.Context, e *env, mode, tag string, n int, floorFirst bool) (latencyFigures, error) {
 	ms := make([]campaignsim.Mapping, n)
 	for i := range ms {
-		ms[i] = campaignsim.Mapping{Org: benchOrg, ID: fmt.Sprintf("LAT%s%06d", mode, i), Script: campaignsim.Script{Records: 1}}
+		ms[i] = campaignsim.Mapping{Org: benchOrg, ID: fmt.Sprintf("LAT%s%06d", tag, i), Script: campaignsim.Script{Records: 1}}
 	}
 	if err := e.putMappings(ms); err != nil {
-		return err
+		return latencyFigures{}, err
 	}
-	if err := e.resetCalls(); err != nil {
-		return err
-	}
-	label := fmt.Sprintf("added latency at %d cmds/s, %d cmds, fsync %s", e.o.rate, n, mode)
-	load := loadAvg()
-	wr, err := latencyRun(ctx, e, mode, ms, "lat", func(url string) (func() error, error) {
-		w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
-		if err != nil {
-			return nil, err
+	var wr, fr latencyTimes
+	runWorker := func() error {
+		if err := e.resetCalls(); err != nil {
+			return err
 		}
-		return func() error { _ = w.stop(); return nil }, nil
-	})
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
+		var err error
+		wr, err = latencyRun(ctx, e, mode, ms, "lat"+tag, func(url string) (func() error, error) {
+			w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
+			if err != nil {
+				return nil, err
+			}
+			return func() error { _ = w.stop(); return nil }, nil
+		})
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		return nil
 	}
-	triggers, err := e.calls("trigger")
-	if err != nil {
+	var triggers, statuses []campaignsim.Call
+	readCalls := func() error {
+		var err error
+		if triggers, err = e.calls("trigger"); err != nil {
+			return err
+		}
+		statuses, err = e.calls("status")
 		return err
 	}
-	statuses, err := e.calls("status")
-	if err != nil {
-		return err
+	runFloor := func() error {
+		var err error
+		fr, err = latencyRun(ctx, e, mode, ms, "latf"+tag, func(url string) (func() error, error) {
+			return startFloor(ctx, e, url, e.instantFloor())
+		})
+		if err != nil {
+			return fmt.Errorf("floor: %w", err)
+		}
+		return nil
+	}
+	steps := []func() error{runWorker, readCalls, runFloor}
+	if floorFirst {
+		steps = []func() error{runFloor, runWorker, readCalls}
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return latencyFigures{}, err
+		}
 	}
 	index := make(map[string]int, n)
 	for i, m := range ms {
@@ -73,24 +144,13 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 			toEvent = append(toEvent, at.Sub(c.Time))
 		}
 	}
-	p50, p99 := percentiles(toPost)
-	t.add(label, "publish → POST seen, p50 / p99", p50+" / "+p99, "p99 ≤ 5ms", load)
-	p50, p99 = percentiles(toEvent)
-	t.add(label, "terminal GET → event received, p50 / p99", p50+" / "+p99, "p99 ≤ 5ms", loadAvg())
-
-	fr, err := latencyRun(ctx, e, mode, ms, "latf", func(url string) (func() error, error) {
-		return startFloor(ctx, e, url, e.instantFloor())
-	})
-	if err != nil {
-		return fmt.Errorf("floor: %w", err)
-	}
-	wd, fd := wr.endToEnd(ms), fr.endToEnd(ms)
-	p50, p99 = percentiles(wd)
-	t.add(label, "worker: publish → terminal event, p50 / p99", p50+" / "+p99, "", load)
-	p50, p99 = percentiles(fd)
-	t.add(label, "floor: publish → terminal event, p50 / p99", p50+" / "+p99, "", loadAvg())
-	t.add(label, "worker p99 − floor p99", (quantile(wd, 0.99) - quantile(fd, 0.99)).Round(10*time.Microsecond).String(), "≤ 2ms", "-")
-	return nil
+	p := func(ds []time.Duration) [2]time.Duration { return [2]time.Duration{quantile(ds, 0.50), quantile(ds, 0.99)} }
+	skip := min(e.o.rate, n/2)
+	return latencyFigures{
+		toPost: p(toPost), toEvent: p(toEvent),
+		worker: p(wr.endToEnd(ms, 0)), floor: p(fr.endToEnd(ms, 0)),
+		workerWarm: quantile(wr.endToEnd(ms[skip:], skip), 0.99), floorWarm: quantile(fr.endToEnd(ms[skip:], skip), 0.99),
+	}, nil
 }
 
 // latencyTimes is when each command of a latency run was published (by
@@ -100,12 +160,13 @@ type latencyTimes struct {
 	received  map[string]time.Time
 }
 
-// endToEnd is publish → terminal event received of every command.
-func (lt latencyTimes) endToEnd(ms []campaignsim.Mapping) []time.Duration {
+// endToEnd is publish → terminal event received of every command of ms,
+// the commands from index first on.
+func (lt latencyTimes) endToEnd(ms []campaignsim.Mapping, first int) []time.Duration {
 	ds := make([]time.Duration, 0, len(ms))
 	for i, m := range ms {
 		if at, ok := lt.received[m.ID]; ok {
-			ds = append(ds, at.Sub(lt.published[i]))
+			ds = append(ds, at.Sub(lt.published[first+i]))
 		}
 	}
 	return ds
@@ -188,14 +249,6 @@ func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mappi
 	mu.Lock()
 	defer mu.Unlock()
 	return lt, nil
-}
-
-func percentiles(ds []time.Duration) (p50, p99 string) {
-	if len(ds) == 0 {
-		return "-", "-"
-	}
-	at := func(q float64) string { return quantile(ds, q).Round(10 * time.Microsecond).String() }
-	return at(0.50), at(0.99)
 }
 
 // quantile is the q quantile of ds (sorted in place); 0 when empty.
