@@ -66,7 +66,7 @@ func main() {
 	flag.IntVar(&o.memJobs, "mem-jobs", 10000, "jobs waiting on long ingestions in the memory phase")
 	flag.IntVar(&o.rate, "rate", 500, "commands per second of the latency phase")
 	flag.DurationVar(&o.latencyFor, "latency-for", 10*time.Second, "length of the latency phase")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker throughput run (of the first -fsync mode) to this file, and of the floor's to this file + \".floor\"")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker throughput run (of the first -fsync mode) to this file, and of the floor's to this file + \".floor\"; the allocations of the run go to this file + \".allocs\" (and \".allocs0\", its base for pprof -diff_base)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken with the memory phase's jobs in flight to this file")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up a run after this long")
 	flag.Parse()
@@ -157,10 +157,18 @@ func startCPUProfile(f *os.File) (func(), error) {
 	if f == nil {
 		return func() {}, nil
 	}
+	heap := func(name string) {
+		runtime.GC() // the profile is as of the last GC
+		if h, err := os.Create(name); err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(h, 0)
+			h.Close()
+		}
+	}
+	heap(f.Name() + ".allocs0")
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return nil, err
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+	return func() { pprof.StopCPUProfile(); f.Close(); heap(f.Name() + ".allocs") }, nil
 }
 
 // loadAvg is the first three fields of /proc/loadavg (what uptime prints).
