@@ -144,7 +144,9 @@ func latencyPair(ctx context.Context, e *env, mode, tag string, n int, floorFirs
 			toEvent = append(toEvent, at.Sub(c.Time))
 		}
 	}
-	p := func(ds []time.Duration) [2]time.Duration { return [2]time.Duration{quantile(ds, 0.50), quantile(ds, 0.99)} }
+	p := func(ds []time.Duration) [2]time.Duration {
+		return [2]time.Duration{quantile(ds, 0.50), quantile(ds, 0.99)}
+	}
 	skip := min(e.o.rate, n/2)
 	return latencyFigures{
 		toPost: p(toPost), toEvent: p(toEvent),
