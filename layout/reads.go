@@ -98,6 +98,9 @@ func (s *Store) StartBatchedReads(ctx context.Context, max int, timeout time.Dur
 	if timeout <= 0 {
 		timeout = DefaultReadTimeout
 	}
+	if s.js == nil {
+		return errors.New("batched record reads: the store has no JetStream connection")
+	}
 	nc := s.js.Conn()
 	stream := "KV_" + s.kv.Bucket()
 	r := &batchReads{
