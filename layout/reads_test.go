@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
 	"github.com/acme/campaign-ingest/internal/testenv"
@@ -21,13 +22,8 @@ import (
 // record), records are scoped by organization, and the reads went out in
 // far fewer requests than there were reads.
 func TestBatchedReads(t *testing.T) {
-	ns := testenv.NATS(t)
-	_, js := testenv.Connect(t, ns.ClientURL())
+	ns, _, js, h := newTopology(t)
 	ctx := context.Background()
-	h, err := layout.Setup(ctx, js, layout.Topology{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := layout.NewStore(h.Jobs, js)
 	rec := func(org, id string) ingest.Record {
 		return ingest.Record{CommandID: id, Organization: org, MappingID: "XDM44", Phase: ingest.PhaseDone, Outcome: ingest.EventSucceeded}
@@ -113,13 +109,8 @@ func TestBatchedReads(t *testing.T) {
 // reads at once, a batch without an answer fails them after the read
 // timeout, and in both cases the next batch goes out and is answered.
 func TestBatchedReadsFailures(t *testing.T) {
-	ns := testenv.NATS(t)
-	nc, js := testenv.Connect(t, ns.ClientURL())
+	_, nc, js, h := newTopology(t)
 	ctx := context.Background()
-	h, err := layout.Setup(ctx, js, layout.Topology{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	store := layout.NewStore(h.Jobs, js)
 	const timeout = 300 * time.Millisecond
 	if err := store.StartBatchedReads(ctx, 0, timeout); err != nil {
@@ -176,6 +167,19 @@ func TestBatchedReadsFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	recreate()
+}
+
+// newTopology starts a server with the worker's streams and bucket and
+// connects to it.
+func newTopology(t *testing.T) (*server.Server, *nats.Conn, jetstream.JetStream, *layout.Handles) {
+	t.Helper()
+	ns := testenv.NATS(t)
+	nc, js := testenv.Connect(t, ns.ClientURL())
+	h, err := layout.Setup(context.Background(), js, layout.Topology{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, nc, js, h
 }
 
 func inMsgs(t *testing.T, s *server.Server) int64 {

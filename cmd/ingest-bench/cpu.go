@@ -14,11 +14,7 @@ const clockTick = 10 * time.Millisecond
 
 // procCPU is the user+system CPU time used so far by process pid (0: self).
 func procCPU(pid int) time.Duration {
-	path := "/proc/self/stat"
-	if pid != 0 {
-		path = fmt.Sprintf("/proc/%d/stat", pid)
-	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(procPath(pid, "stat"))
 	if err != nil {
 		return 0
 	}
@@ -33,14 +29,18 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
+// procPath is the path of file in /proc of process pid (0: self).
+func procPath(pid int, file string) string {
+	if pid == 0 {
+		return "/proc/self/" + file
+	}
+	return fmt.Sprintf("/proc/%d/%s", pid, file)
+}
+
 // procSyscalls is the read and write system calls made so far by process
 // pid (0: self), from /proc/<pid>/io (syscr + syscw); 0 when unreadable.
 func procSyscalls(pid int) int64 {
-	path := "/proc/self/io"
-	if pid != 0 {
-		path = fmt.Sprintf("/proc/%d/io", pid)
-	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(procPath(pid, "io"))
 	if err != nil {
 		return 0
 	}
@@ -82,29 +82,26 @@ func startCPU(natsPID, simPID int) *cpuMeter {
 // perJob returns the CPU per job of each process since start, in µs; NaN
 // for an external server.
 func (m *cpuMeter) perJob(n int) [3]float64 {
-	var out [3]float64
-	for i, p := range m.pids {
-		if i == procNATS && p == 0 {
-			out[i] = math.NaN()
-			continue
-		}
-		d := procCPU(p) - m.start[i]
-		out[i] = float64(d.Microseconds()) / float64(n)
-	}
-	return out
+	return m.each(func(i, p int) float64 { return float64((procCPU(p) - m.start[i]).Microseconds()) / float64(n) })
 }
 
 // syscallsPerJob returns the read and write system calls per job of each
 // process since start; NaN for an external server. Fewer calls per job
 // mean more messages and requests coalesced per call.
 func (m *cpuMeter) syscallsPerJob(n int) [3]float64 {
+	return m.each(func(i, p int) float64 { return float64(procSyscalls(p)-m.syscalls[i]) / float64(n) })
+}
+
+// each returns f of each measured process (its index and pid), NaN for an
+// external server.
+func (m *cpuMeter) each(f func(i, pid int) float64) [3]float64 {
 	var out [3]float64
 	for i, p := range m.pids {
 		if i == procNATS && p == 0 {
 			out[i] = math.NaN()
 			continue
 		}
-		out[i] = float64(procSyscalls(p)-m.syscalls[i]) / float64(n)
+		out[i] = f(i, p)
 	}
 	return out
 }

@@ -43,14 +43,14 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	ms := func(f func(latencyFigures) time.Duration) []float64 {
 		return column(runs, func(r latencyFigures) float64 { return float64(f(r)) / float64(time.Millisecond) })
 	}
-	t.add(label, "publish → POST seen, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.toPost[0] }),
-		ms(func(r latencyFigures) time.Duration { return r.toPost[1] })), "p99 ≤ 5ms", load)
-	t.add(label, "terminal GET → event received, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.toEvent[0] }),
-		ms(func(r latencyFigures) time.Duration { return r.toEvent[1] })), "p99 ≤ 5ms", "-")
-	t.add(label, "worker: publish → terminal event, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.worker[0] }),
-		ms(func(r latencyFigures) time.Duration { return r.worker[1] })), "", "-")
-	t.add(label, "floor: publish → terminal event, p50 / p99 (ms)", joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return r.floor[0] }),
-		ms(func(r latencyFigures) time.Duration { return r.floor[1] })), "", "-")
+	// p50p99 is the "p50 / p99" spreads of a measure.
+	p50p99 := func(f func(latencyFigures) [2]time.Duration) string {
+		return joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return f(r)[0] }), ms(func(r latencyFigures) time.Duration { return f(r)[1] }))
+	}
+	t.add(label, "publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toPost }), "p99 ≤ 5ms", load)
+	t.add(label, "terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toEvent }), "p99 ≤ 5ms", "-")
+	t.add(label, "worker: publish → terminal event, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.worker }), "", "-")
+	t.add(label, "floor: publish → terminal event, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floor }), "", "-")
 	t.add(label, "worker p99 − floor p99 (ms), per run", spread("%.2f", ms(func(r latencyFigures) time.Duration { return r.worker[1] - r.floor[1] })), "≤ 2ms", "-")
 	t.add(label, "the same after the first second (ms)", spread("%.2f", ms(func(r latencyFigures) time.Duration { return r.workerWarm - r.floorWarm })), "", loadAvg())
 	return nil
