@@ -84,9 +84,11 @@ func (c *Consumer) endExhausted(ctx context.Context, adv maxDeliveriesAdvisory) 
 }
 
 // endUnfinished publishes the failed event of a valid command that used up
-// its deliveries, unless its record says it is done.
+// its deliveries, unless its record says it is done. The record is read
+// from the bucket's leader: the last delivery may have written it a moment
+// before the advisory.
 func (c *Consumer) endUnfinished(ctx context.Context, log *slog.Logger, cmd ingest.Command, adv maxDeliveriesAdvisory) error {
-	rec, err := c.store.Load(ctx, cmd.Organization, cmd.ID)
+	rec, err := c.store.LoadLatest(ctx, cmd.Organization, cmd.ID)
 	if err != nil {
 		log.Warn("cannot read the job state of a command that used up its deliveries", "err", err)
 		return err

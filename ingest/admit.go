@@ -9,8 +9,12 @@ import (
 // implements it. Every method is scoped by organization: a command of one
 // organization never reads or writes another's record.
 type Records interface {
-	// Load returns the record of command id in org, or nil when none.
+	// Load returns the record of command id in org, or nil when none. It
+	// may be answered by a replica that has not applied the latest writes.
 	Load(ctx context.Context, org, commandID string) (*Record, error)
+	// LoadLatest is Load answered by the store's leader: it sees every
+	// write acknowledged before it.
+	LoadLatest(ctx context.Context, org, commandID string) (*Record, error)
 	// Recover rebuilds the record of cmd from its own events published
 	// since (a triggered event names its request, a terminal one says it
 	// is done), or returns nil when they tell nothing.
@@ -74,6 +78,9 @@ type Admission struct {
 //   - a record that says done: Done;
 //   - a record found by a first delivery: another message holds the id
 //     (Duplicate);
+//   - a redelivery reads its record from the store's leader (LoadLatest):
+//     its previous delivery may have written it a moment ago, and a replica
+//     that has not applied that write would make the job POST again;
 //   - a redelivery without a record: its previous delivery may have died
 //     between the POST and the first state write, so its events are read
 //     (Recover) before anything else;
@@ -83,7 +90,11 @@ type Admission struct {
 //   - otherwise Run, resuming from the record if there is one.
 func (r *Runner) Admit(ctx context.Context, recs Records, job Job, env Envelope) Admission {
 	cmd := job.Command
-	rec, err := recs.Load(ctx, cmd.Organization, cmd.ID)
+	load := recs.Load
+	if job.Delivery > 1 {
+		load = recs.LoadLatest
+	}
+	rec, err := load(ctx, cmd.Organization, cmd.ID)
 	if err != nil {
 		return r.later(err)
 	}

@@ -61,7 +61,7 @@ func TestAdmit(t *testing.T) {
 			want:    ingest.Done, wantPhase: ingest.PhaseDone, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record done, redelivery: done", delivery: 3, env: envOtherMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseDone, "2001")},
-			want:    ingest.Done, wantPhase: ingest.PhaseDone, wantCalls: []string{"load acme/cmd-1"}},
+			want:    ingest.Done, wantPhase: ingest.PhaseDone, wantCalls: []string{"load latest acme/cmd-1"}},
 		{name: "record running, first delivery: another message owns the id", delivery: 1, env: envOtherMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:    ingest.Duplicate, wantPhase: ingest.PhaseRunning, wantCalls: []string{"load acme/cmd-1"}},
@@ -70,28 +70,28 @@ func TestAdmit(t *testing.T) {
 			want:    ingest.Duplicate, wantPhase: ingest.PhaseClaimed, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "record running, redelivery: resume it, events not read", wantStored: true, delivery: 2, env: envOtherMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
-			want:    ingest.Run, wantPhase: ingest.PhaseRunning, wantCalls: []string{"load acme/cmd-1"}},
+			want:    ingest.Run, wantPhase: ingest.PhaseRunning, wantCalls: []string{"load latest acme/cmd-1"}},
 		{name: "record waiting, redelivery: resume it", wantStored: true, delivery: 2, env: envBareMsgID,
 			records: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseWaiting, "other-7")},
-			want:    ingest.Run, wantPhase: ingest.PhaseWaiting, wantCalls: []string{"load acme/cmd-1"}},
+			want:    ingest.Run, wantPhase: ingest.PhaseWaiting, wantCalls: []string{"load latest acme/cmd-1"}},
 
 		// A redelivery without a record reads the command's events first.
 		{name: "redelivery, no record, events name a request: resume it", delivery: 2, env: envBareMsgID,
 			recoverable: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:        ingest.Run, wantPhase: ingest.PhaseRunning, wantRecovered: true,
-			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
+			wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, no record, events say done: done", delivery: 2, env: envOtherMsgID,
 			recoverable: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseDone, "2001")},
 			want:        ingest.Done, wantPhase: ingest.PhaseDone, wantRecovered: true,
-			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
+			wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, events not deduplicated tell a request: resumed without a claim", delivery: 2, env: envNoMsgID,
 			recoverable: map[string]ingest.Record{acme(testCmdID): storedRecord(ingest.PhaseRunning, "2001")},
 			want:        ingest.Run, wantPhase: ingest.PhaseRunning, wantRecovered: true,
-			wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
+			wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, events tell nothing, id deduplicated: run anew", delivery: 2, env: envBareMsgID,
-			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
+			want: ingest.Run, wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "redelivery, events tell nothing, id not deduplicated: claim, run", wantStored: true, delivery: 2, env: envOtherMsgID,
-			want: ingest.Run, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1", "claim acme/cmd-1"}},
+			want: ingest.Run, wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1", "claim acme/cmd-1"}},
 
 		// A first delivery without a record: the stream's duplicate
 		// window guards the id, or the id is claimed.
@@ -115,7 +115,7 @@ func TestAdmit(t *testing.T) {
 		{name: "load fails: later", delivery: 1, env: envOtherMsgID, loadErr: errStore,
 			want: ingest.Later, wantErr: errStore, wantCalls: []string{"load acme/cmd-1"}},
 		{name: "recover fails: later", delivery: 2, env: envBareMsgID, recoverErr: errStore,
-			want: ingest.Later, wantErr: errStore, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
+			want: ingest.Later, wantErr: errStore, wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1"}},
 		{name: "claim fails: later", delivery: 1, env: envNoMsgID, claimErr: errStore,
 			want: ingest.Later, wantErr: errStore, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
 
@@ -129,7 +129,7 @@ func TestAdmit(t *testing.T) {
 			want:    ingest.Run, wantCalls: []string{"load acme/cmd-1", "claim acme/cmd-1"}},
 		{name: "another org's events of the same id are not recovered", delivery: 2, env: envBareMsgID,
 			recoverable: map[string]ingest.Record{globex(testCmdID): storedRecord(ingest.PhaseDone, "9")},
-			want:        ingest.Run, wantCalls: []string{"load acme/cmd-1", "recover acme/cmd-1"}},
+			want:        ingest.Run, wantCalls: []string{"load latest acme/cmd-1", "recover acme/cmd-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

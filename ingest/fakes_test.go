@@ -359,8 +359,8 @@ func (o *fakeObserver) seen() []string {
 
 // fakeRecords keeps records by organization and command id; recoverable
 // holds what each command's events tell (the Recover answer), by the same
-// key. Calls are logged as "load acme/cmd-1", "recover acme/cmd-1",
-// "claim acme/cmd-1".
+// key. Calls are logged as "load acme/cmd-1", "load latest acme/cmd-1",
+// "recover acme/cmd-1", "claim acme/cmd-1".
 type fakeRecords struct {
 	records     map[string]ingest.Record
 	recoverable map[string]ingest.Record
@@ -376,7 +376,15 @@ type fakeRecords struct {
 func key(org, id string) string { return org + "/" + id }
 
 func (f *fakeRecords) Load(_ context.Context, org, commandID string) (*ingest.Record, error) {
-	f.calls = append(f.calls, "load "+key(org, commandID))
+	return f.load("load "+key(org, commandID), org, commandID)
+}
+
+func (f *fakeRecords) LoadLatest(_ context.Context, org, commandID string) (*ingest.Record, error) {
+	return f.load("load latest "+key(org, commandID), org, commandID)
+}
+
+func (f *fakeRecords) load(call, org, commandID string) (*ingest.Record, error) {
+	f.calls = append(f.calls, call)
 	if f.loadErr != nil {
 		return nil, f.loadErr
 	}

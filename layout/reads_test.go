@@ -16,13 +16,15 @@ import (
 	"github.com/acme/campaign-ingest/layout"
 )
 
-// TestBatchedReads reads many records at once with batched reads on: each
+// TestRecordReads reads many records at once with batched reads on: each
 // read answers what a read of its own answers (a record, none for a key
 // never written, deleted or purged, an error for a value that is no
 // record), records are scoped by organization, and the reads went out in
-// far fewer requests than there were reads.
-func TestBatchedReads(t *testing.T) {
-	ns, _, js, h := newTopology(t)
+// far fewer requests than there were reads. LoadLatest answers the same,
+// each read a stream message get (answered by the stream's leader), never
+// a direct get (answered by any replica).
+func TestRecordReads(t *testing.T) {
+	ns, nc, js, h := newTopology(t)
 	ctx := context.Background()
 	store := layout.NewStore(h.Jobs, js)
 	rec := func(org, id string) ingest.Record {
@@ -102,6 +104,36 @@ func TestBatchedReads(t *testing.T) {
 		if (err != nil) != tt.wantErr || (got == nil) != (tt.want == "") {
 			t.Errorf("stopped: Load(%s, %q) = %+v, %v", tt.org, tt.id, got, err)
 		}
+	}
+
+	// From the leader: the same answers, one stream message get each.
+	msgGets, err := nc.SubscribeSync("$JS.API.STREAM.MSG.GET.KV_INGEST_JOBS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	directGets, err := nc.SubscribeSync("$JS.API.DIRECT.GET.KV_INGEST_JOBS.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		got, err := store.LoadLatest(ctx, tt.org, tt.id)
+		switch {
+		case (err != nil) != tt.wantErr:
+			t.Errorf("LoadLatest(%s, %q): %v", tt.org, tt.id, err)
+		case tt.want == "" && got != nil:
+			t.Errorf("LoadLatest(%s, %q) = %+v, want none", tt.org, tt.id, got)
+		case tt.want != "" && (got == nil || got.CommandID != tt.want || got.Organization != tt.org):
+			t.Errorf("LoadLatest(%s, %q) = %+v, want the record of %s/%q", tt.org, tt.id, got, tt.org, tt.want)
+		}
+	}
+	if n, _, _ := msgGets.Pending(); n != len(tests) {
+		t.Errorf("%d reads from the leader made %d stream message gets", len(tests), n)
+	}
+	if n, _, _ := directGets.Pending(); n != 0 {
+		t.Errorf("reads from the leader made %d direct gets", n)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/acme/campaign-ingest/ingest"
@@ -38,6 +39,39 @@ func (s *Store) Load(ctx context.Context, org, commandID string) (*ingest.Record
 		return rec, nil
 	}
 	return LoadRecord(ctx, s.kv, org, commandID)
+}
+
+// LoadLatest is Load answered by the leader of the bucket's stream (a
+// stream message get, $JS.API.STREAM.MSG.GET.KV_<bucket>), so that it sees
+// every write acknowledged before it. Load's direct gets may be answered by
+// any replica, and a replica answers them as soon as it is 90 % caught up:
+// in a cluster, a record written a moment ago by a worker that then died
+// could be missing from the answer, and its redelivery would POST again.
+// Without a JetStream connection it is Load.
+func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.Record, error) {
+	if s.js == nil || !ingest.ValidOrganization(org) {
+		return LoadRecord(ctx, s.kv, org, commandID)
+	}
+	legacy, err := s.js.Conn().JetStream()
+	if err != nil {
+		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
+	}
+	bucket := s.kv.Bucket()
+	m, err := legacy.GetLastMsg("KV_"+bucket, "$KV."+bucket+"."+RecordKey(org, commandID), nats.Context(ctx))
+	if errors.Is(err, nats.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
+	}
+	if deleted(m.Header) {
+		return nil, nil
+	}
+	rec, err := DecodeRecord(m.Data)
+	if err != nil {
+		return nil, fmt.Errorf("job %s/%q: %w", org, commandID, err)
+	}
+	return rec, nil
 }
 
 // LoadRecord returns the record of command id in org from the job bucket

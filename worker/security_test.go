@@ -66,6 +66,7 @@ var (
 		"$JS.API.CONSUMER.MSG.NEXT.INGEST_COMMANDS.ingest-worker",
 		"$JS.API.DIRECT.GET.KV_INGEST_JOBS",
 		"$JS.API.DIRECT.GET.KV_INGEST_JOBS.>",
+		"$JS.API.STREAM.MSG.GET.KV_INGEST_JOBS",
 		"$JS.API.STREAM.MSG.GET.INGEST_COMMANDS",
 		"$JS.API.STREAM.MSG.DELETE.INGEST_COMMANDS",
 		"$KV.INGEST_JOBS.>",
@@ -271,6 +272,9 @@ func TestWorkerPermissions(t *testing.T) {
 		create        bool
 		wantViolation string // "" = none, and both commands end as expected
 		stillWorks    bool   // with wantViolation: the commands end as expected all the same
+		// exhausted: a command whose deliveries a dead worker used up is in
+		// the stream (always when the commands must end as expected).
+		exhausted bool
 	}{
 		{name: "documented, creating streams", pub: workerPublish, sub: workerSubscribe, create: true},
 		{name: "documented, streams made by an administrator", pub: workerPublishLocked, sub: workerSubscribe},
@@ -280,6 +284,8 @@ func TestWorkerPermissions(t *testing.T) {
 			wantViolation: `Publish to "$KV.INGEST_JOBS.`},
 		{name: "without batched record reads", pub: without(workerPublishLocked, "$JS.API.DIRECT.GET.KV_INGEST_JOBS"), sub: workerSubscribe,
 			wantViolation: `Publish to "$JS.API.DIRECT.GET.KV_INGEST_JOBS"`, stillWorks: true},
+		{name: "without reads from the leader", pub: without(workerPublishLocked, "$JS.API.STREAM.MSG.GET.KV_INGEST_JOBS"), sub: workerSubscribe,
+			wantViolation: `Publish to "$JS.API.STREAM.MSG.GET.KV_INGEST_JOBS"`, exhausted: true},
 		{name: "without events", pub: without(workerPublishLocked, "ingest.events.>"), sub: workerSubscribe,
 			wantViolation: `Publish to "ingest.events.acme.XDM`},
 	}
@@ -297,7 +303,7 @@ func TestWorkerPermissions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.wantViolation == "" || tt.stillWorks {
+			if tt.wantViolation == "" || tt.stillWorks || tt.exhausted {
 				// A command whose deliveries a dead worker used up.
 				h.publish("ingest.commands.acme.XDM44", "", map[string]string{"Nats-Msg-Id": "lost"})
 				for range h.cfg.MaxDeliver {
