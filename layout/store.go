@@ -41,13 +41,18 @@ func (s *Store) Load(ctx context.Context, org, commandID string) (*ingest.Record
 	return LoadRecord(ctx, s.kv, org, commandID)
 }
 
+// leaderReadTimeout bounds a LoadLatest whose context has no deadline, as
+// jetstream bounds its own requests.
+const leaderReadTimeout = 5 * time.Second
+
 // LoadLatest is Load answered by the leader of the bucket's stream (a
 // stream message get, $JS.API.STREAM.MSG.GET.KV_<bucket>), so that it sees
 // every write acknowledged before it. Load's direct gets may be answered by
 // any replica, and a replica answers them as soon as it is 90 % caught up:
 // in a cluster, a record written a moment ago by a worker that then died
 // could be missing from the answer, and its redelivery would POST again.
-// Without a JetStream connection it is Load.
+// A ctx without a deadline gets one of 5 s. Without a JetStream connection
+// it is Load.
 func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.Record, error) {
 	if s.js == nil || !ingest.ValidOrganization(org) {
 		return LoadRecord(ctx, s.kv, org, commandID)
@@ -55,6 +60,12 @@ func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.
 	legacy, err := s.js.Conn().JetStream()
 	if err != nil {
 		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		// A request without an answer (a missing grant) would wait forever.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
+		defer cancel()
 	}
 	bucket := s.kv.Bucket()
 	m, err := legacy.GetLastMsg("KV_"+bucket, "$KV."+bucket+"."+RecordKey(org, commandID), nats.Context(ctx))
