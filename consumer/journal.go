@@ -21,15 +21,22 @@ func (c *Consumer) journal(log *slog.Logger) journal { return journal{c: c, log:
 
 // Triggered starts publishing the triggered event (asynchronously: no
 // goroutine waits for it) and returns a function that waits, at most
-// WriteTimeout, for JetStream's acknowledgement and returns the error when
-// the event was not stored: the job then stores its request in KV instead.
-func (j journal) Triggered(_ context.Context, ev ingest.Event) func() error {
+// within and at most WriteTimeout from now in all, for JetStream's
+// acknowledgement; it returns the error when the event was not stored,
+// ingest.ErrPublishing when within passed first.
+func (j journal) Triggered(_ context.Context, ev ingest.Event) func(within time.Duration) error {
 	ack, err := j.c.pub.PublishAsync(ev)
 	if err != nil {
-		return func() error { return err }
+		return func(time.Duration) error { return err }
 	}
-	return func() error {
-		t := time.NewTimer(j.c.cfg.WriteTimeout)
+	deadline := time.Now().Add(j.c.cfg.WriteTimeout)
+	return func(within time.Duration) error {
+		left := time.Until(deadline)
+		short := within > 0 && within < left
+		if short {
+			left = within
+		}
+		t := time.NewTimer(left)
 		defer t.Stop()
 		select {
 		case pa := <-ack.Ok():
@@ -38,6 +45,9 @@ func (j journal) Triggered(_ context.Context, ev ingest.Event) func() error {
 		case err := <-ack.Err():
 			return err
 		case <-t.C:
+			if short {
+				return ingest.ErrPublishing
+			}
 			return errors.New("no acknowledgement of the triggered event within " + j.c.cfg.WriteTimeout.String())
 		}
 	}

@@ -277,6 +277,9 @@ type fakeJournal struct {
 	log *seqLog
 	// triggeredErr is the result of the triggered event's publication.
 	triggeredErr error
+	// triggeredSlow: the publication outlasts the first wait with a time
+	// limit (ErrPublishing), then ends as triggeredErr says.
+	triggeredSlow bool
 	// progressErr fails every Progress.
 	progressErr error
 	// onProgress runs after a Progress was stored.
@@ -287,18 +290,22 @@ type fakeJournal struct {
 	progress  []ingest.Record
 }
 
-func (j *fakeJournal) Triggered(_ context.Context, ev ingest.Event) func() error {
+func (j *fakeJournal) Triggered(_ context.Context, ev ingest.Event) func(time.Duration) error {
 	j.mu.Lock()
 	j.triggered = append(j.triggered, ev)
 	j.mu.Unlock()
 	j.log.add("triggered %s attempt=%d", ev.RequestID, ev.Attempt)
-	var once sync.Once
-	return func() error {
-		called := false
-		once.Do(func() { called = true })
-		if !called {
+	slow, ended := j.triggeredSlow, false
+	return func(within time.Duration) error {
+		if ended {
 			j.log.add("triggered waited twice")
 		}
+		if slow && within > 0 {
+			slow = false
+			j.log.add("triggered slow")
+			return ingest.ErrPublishing
+		}
+		ended = true
 		if j.triggeredErr != nil {
 			j.log.add("triggered lost")
 			return j.triggeredErr
@@ -616,6 +623,8 @@ type jobCase struct {
 	// triggeredErr loses the triggered event's publication; progressErr
 	// fails every Progress.
 	triggeredErr, progressErr error
+	// triggeredSlow: the publication outlasts TriggeredPatience.
+	triggeredSlow bool
 
 	// want is the terminal event, for a job that ends.
 	want outcome
@@ -633,7 +642,7 @@ func runCase(t *testing.T, tt jobCase) (*world, ingest.Result) {
 		tt.cfg(&w.cfg)
 	}
 	w.script(tt.triggers, tt.statuses)
-	w.journal.triggeredErr, w.journal.progressErr = tt.triggeredErr, tt.progressErr
+	w.journal.triggeredErr, w.journal.progressErr, w.journal.triggeredSlow = tt.triggeredErr, tt.progressErr, tt.triggeredSlow
 	job := tt.job
 	if job.Command.ID == "" {
 		job = newJob()

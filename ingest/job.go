@@ -22,13 +22,16 @@ type API interface {
 type Journal interface {
 	// Triggered starts publishing ev, the triggered event, once the API
 	// accepted a request (or the job adopted one), and returns a function
-	// that waits for the publication to end. The job makes its first
-	// status check meanwhile, and waits before it ends or hands back. It
+	// that waits for the publication to end: at most within (0: as long as
+	// the journal bounds a write), nil once the event is stored,
+	// ErrPublishing when within passed first (wait may then be called
+	// again), another error when the event was not stored. The job makes
+	// its first status check meanwhile, and waits before it acts on it. It
 	// stores no state: the request id is stored by the first Progress; a
 	// job whose first status check is already terminal stores none, its
 	// terminal event being its witness (Result.Stored; one synchronous write
 	// less per job, see BENCHMARKS.md).
-	Triggered(ctx context.Context, ev Event) (wait func() error)
+	Triggered(ctx context.Context, ev Event) (wait func(within time.Duration) error)
 	// Progress stores rec after a status check that was not terminal, when
 	// the job starts waiting for another request of a busy mapping, and
 	// before a job whose request is not stored yet hands its command back
@@ -74,8 +77,14 @@ type Config struct {
 	// RedeliverDelay is the delay asked for when a command is handed back;
 	// default 15s.
 	RedeliverDelay time.Duration
-	Observer       Observer
-	Logger         *slog.Logger
+	// TriggeredPatience is how long a job waits for its triggered event to
+	// be stored before it also records its request in its state; default
+	// 1s. A leader election of the events stream can hold the event for
+	// seconds, and a worker that died meanwhile would leave the request
+	// recorded nowhere: its redelivery would POST again.
+	TriggeredPatience time.Duration
+	Observer          Observer
+	Logger            *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
@@ -99,6 +108,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RedeliverDelay <= 0 {
 		c.RedeliverDelay = 15 * time.Second
+	}
+	if c.TriggeredPatience <= 0 {
+		c.TriggeredPatience = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -172,6 +184,10 @@ var errDeadline = errors.New("job deadline exceeded")
 // credential for the command's organization: the command is rejected
 // (unknown_organization).
 var ErrUnknownOrganization = errors.New("no credential for the organization")
+
+// ErrPublishing is what a Journal's triggered wait returns when its time
+// passed before the publication ended.
+var ErrPublishing = errors.New("the triggered event is still being published")
 
 // Run runs one delivery of a job to its end or to a hand-back, and returns
 // how it ended. ctx cancelled means the worker is stopping: the job returns

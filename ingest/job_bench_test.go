@@ -15,8 +15,8 @@ import (
 // nopJournal stores nothing.
 type nopJournal struct{}
 
-func (nopJournal) Triggered(context.Context, ingest.Event) func() error {
-	return func() error { return nil }
+func (nopJournal) Triggered(context.Context, ingest.Event) func(time.Duration) error {
+	return func(time.Duration) error { return nil }
 }
 func (nopJournal) Progress(context.Context, ingest.Record) error { return nil }
 

@@ -19,7 +19,7 @@ type jobRun struct {
 	log     *slog.Logger
 	rec     Record
 	// pending waits for the triggered event's publication in flight.
-	pending func() error
+	pending func(within time.Duration) error
 	// unsaved: the job's request is not stored in the journal yet.
 	unsaved bool
 	// stored: the job has a record in the store (Result.Stored).
@@ -163,15 +163,31 @@ func (j *jobRun) progress(ctx context.Context) error {
 
 // flush waits for the triggered event's publication. The request must be
 // durable before the job acts on any status of it: a triggered event that
-// was not stored is replaced by a write of the job's state.
+// was not stored is replaced by a write of the job's state; one that takes
+// longer than TriggeredPatience gets that write too, and the job then waits
+// on for the event with its request already durable.
 func (j *jobRun) flush(ctx context.Context) error {
 	if j.pending == nil {
 		return nil
 	}
-	err := j.pending()
+	wait := j.pending
 	j.pending = nil
+	err := wait(j.cfg.TriggeredPatience)
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, ErrPublishing) {
+		j.log.WarnContext(ctx, "the triggered event is not stored yet; recording the request in the job state too", "after", j.cfg.TriggeredPatience)
+		serr := j.save(ctx)
+		err = wait(0)
+		switch {
+		case serr == nil && err != nil:
+			j.log.WarnContext(ctx, "the triggered event was not stored; the job state holds the request", "err", err)
+			return nil
+		case serr == nil || err == nil:
+			return nil
+		}
+		return fmt.Errorf("record triggered request: %w", errors.Join(err, serr))
 	}
 	j.log.WarnContext(ctx, "the triggered event was not stored; recording the request in the job state instead", "err", err)
 	if serr := j.save(ctx); serr != nil {

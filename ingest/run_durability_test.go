@@ -56,6 +56,16 @@ func TestJobRequestDurableBeforeStatus(t *testing.T) {
 			triggeredErr: errPublish,
 			want:         outcome{Type: ingest.EventSucceeded, RequestID: "2002", Status: "Success", NumRecords: 15, Attempt: 2, Polls: 1}},
 			wantOrder: seq(post, trig2001, get2001, lost, running("2001", 1), post, "triggered 2002 attempt=2", get2002, lost, running("2002", 1))},
+		{jobCase: jobCase{name: "triggered event slow, then stored: the request is recorded meanwhile",
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {inProgress, succeeded(15)}},
+			triggeredSlow: true,
+			want:          outcome{Type: ingest.EventSucceeded, RequestID: "2001", Status: "Success", NumRecords: 15, Attempt: 1, Polls: 2}},
+			wantOrder: seq(post, trig2001, get2001, slow, running("2001", 1), stored, get2001)},
+		{jobCase: jobCase{name: "triggered event slow, then lost: the request is recorded meanwhile",
+			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {succeeded(15)}},
+			triggeredSlow: true, triggeredErr: errPublish,
+			want: outcome{Type: ingest.EventSucceeded, RequestID: "2001", Status: "Success", NumRecords: 15, Attempt: 1, Polls: 1}},
+			wantOrder: seq(post, trig2001, get2001, slow, running("2001", 1), lost)},
 		{jobCase: jobCase{name: "first check fails for good (404): stored before the failed event",
 			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {errNotFound("status")}},
 			triggeredErr: errPublish,
@@ -78,15 +88,22 @@ func TestJobRequestDurableBeforeStatus(t *testing.T) {
 			triggers: []any{accepted("2001")}, statuses: map[string][]any{"2001": {errNotFound("status")}},
 			wantLog: seq(post, trig2001, get2001, lost, running("2001", 0)+" failed", running("2001", 0)+" failed")},
 	}
-	for _, tt := range nothingDurable {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.triggeredErr, tt.progressErr = errPublish, errKV
-			_, res := runCase(t, tt)
-			wantHandBack(t, res, 15*time.Second)
-			if !errors.Is(res.Err, errKV) || !errors.Is(res.Err, errPublish) {
-				t.Errorf("hand-back error %v, want both the publication's and the write's", res.Err)
+	for _, slowEvent := range []bool{false, true} {
+		for _, tt := range nothingDurable {
+			if slowEvent {
+				tt.name += ", the event slow at first"
+				tt.wantLog = nil
 			}
-		})
+			tt.triggeredSlow = slowEvent
+			t.Run(tt.name, func(t *testing.T) {
+				tt.triggeredErr, tt.progressErr = errPublish, errKV
+				_, res := runCase(t, tt)
+				wantHandBack(t, res, 15*time.Second)
+				if !errors.Is(res.Err, errKV) || !errors.Is(res.Err, errPublish) {
+					t.Errorf("hand-back error %v, want both the publication's and the write's", res.Err)
+				}
+			})
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ const (
 	trig2001  = "triggered 2001 attempt=1"
 	stored    = "triggered stored"
 	lost      = "triggered lost"
+	slow      = "triggered slow"
 	waitOther = "progress waiting other-7 polls=0"
 )
 
