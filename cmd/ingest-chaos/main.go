@@ -42,7 +42,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.KillEvery, "kill-every", 5*time.Second, "stop a random worker this often (every third with SIGTERM, else SIGKILL) and start a new one; 0 = never")
 	fs.BoolVar(&cfg.Faults, "faults", false, "inject API faults (5xx, drops, malformed, 429, latency, lost POST answers) at a few percent of calls")
 	fs.BoolVar(&cfg.Cluster, "cluster", false, "three-node JetStream cluster with R3 streams and bucket")
-	fs.DurationVar(&cfg.NATSEvery, "nats-every", 0, "stop NATS for 2s this often (the server, or the stream and bucket leaders in turn); 0 = never")
+	fs.DurationVar(&cfg.NATSEvery, "nats-every", 0, "stop NATS for 2s this often (the server, or the leaders of the command stream, the job bucket and the event stream in turn); 0 = never")
 	fs.DurationVar(&cfg.EventFaultEvery, "event-faults-every", 0, "make publishing to INGEST_EVENTS fail for 2s this often (its MaxMsgSize set below any event's size, then restored; on a -cluster the replicas apply it late and briefly); 0 = never")
 	fs.DurationVar(&cfg.IngestionTime, "ingestion-time", 5*time.Second, "how long each ingestion runs in the simulator")
 	fs.StringVar(&cfg.Dir, "dir", "", "working directory (NATS storage, worker logs, the call log calls.jsonl, stops.txt); default a temporary one")

@@ -79,7 +79,13 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep Report, err error) {
 	}
 	cfg.Logf("chaos over after %s; waiting for the last commands", time.Since(start).Round(time.Second))
 	drainErr := WaitDrained(ctx, ch.js, cfg.Drain)
+	// A stream whose leader was just stopped may not answer at once.
 	evs, err := ReadEvents(ctx, ch.js)
+	for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
+		cfg.Logf("read the events: %v; again in 2s", err)
+		time.Sleep(2 * time.Second)
+		evs, err = ReadEvents(ctx, ch.js)
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -104,6 +110,7 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep Report, err error) {
 	}
 	rep.EventFaults = ch.eventFaults
 	rep.TriggeredNotStored = countLogged(logs, TriggeredNotStoredLog)
+	rep.TriggeredSlow = countLogged(logs, TriggeredSlowLog)
 	rep.Elapsed = time.Since(start)
 	return rep, drainErr
 }

@@ -78,7 +78,7 @@ func (ch *chaos) killLoop(ctx context.Context) {
 func (ch *chaos) natsLoop(ctx context.Context) {
 	t := time.NewTicker(ch.cfg.NATSEvery)
 	defer t.Stop()
-	streams := []string{"INGEST_COMMANDS", "KV_INGEST_JOBS"}
+	streams := []string{"INGEST_COMMANDS", "KV_INGEST_JOBS", "INGEST_EVENTS"}
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -89,13 +89,13 @@ func (ch *chaos) natsLoop(ctx context.Context) {
 		what := "the server"
 		if ch.cluster != nil {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			l, err := ch.cluster.Leader(lctx, ch.js, streams[n%2])
+			l, err := ch.cluster.Leader(lctx, ch.js, streams[n%len(streams)])
 			cancel()
 			if err != nil {
-				ch.cfg.Logf("leader of %s: %v", streams[n%2], err)
+				ch.cfg.Logf("leader of %s: %v", streams[n%len(streams)], err)
 				continue
 			}
-			victim, what = l, fmt.Sprintf("%s (leader of %s)", l.Name(), streams[n%2])
+			victim, what = l, fmt.Sprintf("%s (leader of %s)", l.Name(), streams[n%len(streams)])
 		}
 		ch.cfg.Logf("stopping NATS %s for 2s", what)
 		victim.Stop()

@@ -22,6 +22,10 @@ const eventFaultSize = 16
 // event was not stored and it recorded its request in KV instead.
 const TriggeredNotStoredLog = "the triggered event was not stored"
 
+// TriggeredSlowLog is the worker's log message when a job's triggered event
+// was not stored within its patience and it recorded its request in KV too.
+const TriggeredSlowLog = "the triggered event is not stored yet"
+
 // eventFaultLoop makes publishing to INGEST_EVENTS fail for EventFaultFor
 // every EventFaultEvery: it sets the stream's MaxMsgSize below any event's
 // size, then restores it. Triggered events published meanwhile are not

@@ -41,8 +41,11 @@ type Report struct {
 	// EventFaults counts the events-stream faults (publishes to
 	// INGEST_EVENTS failing for EventFaultFor); TriggeredNotStored the
 	// jobs whose triggered event was not stored and that recorded their
-	// request in KV instead (worker log lines TriggeredNotStoredLog).
-	EventFaults, TriggeredNotStored int
+	// request in KV instead (worker log lines TriggeredNotStoredLog);
+	// TriggeredSlow the jobs whose triggered event was not stored within
+	// the patience and that recorded their request in KV too
+	// (TriggeredSlowLog).
+	EventFaults, TriggeredNotStored, TriggeredSlow int
 	// Elapsed is the run's duration.
 	Elapsed time.Duration
 	// Problems names the first commands that broke a guarantee.
@@ -128,6 +131,7 @@ func (r Report) WriteTable(w io.Writer) {
 	row("workers killed / stopped", fmt.Sprintf("%d / %d", r.Kills, r.Terms))
 	row("events-stream faults", r.EventFaults)
 	row("triggered events not stored", r.TriggeredNotStored)
+	row("triggered events slow", r.TriggeredSlow)
 	row("resumes measured (SIGKILL)", len(r.Resumes))
 	row("max resume time", r.MaxResume.Round(time.Millisecond))
 	row("hand-overs measured (SIGTERM)", len(r.HandOvers))
