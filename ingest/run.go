@@ -180,14 +180,13 @@ func (j *jobRun) flush(ctx context.Context) error {
 		j.log.WarnContext(ctx, "the triggered event is not stored yet; recording the request in the job state too", "after", j.cfg.TriggeredPatience)
 		serr := j.save(ctx)
 		err = wait(0)
-		switch {
-		case serr == nil && err != nil:
-			j.log.WarnContext(ctx, "the triggered event was not stored; the job state holds the request", "err", err)
-			return nil
-		case serr == nil || err == nil:
-			return nil
+		if err != nil && serr != nil {
+			return fmt.Errorf("record triggered request: %w", errors.Join(err, serr))
 		}
-		return fmt.Errorf("record triggered request: %w", errors.Join(err, serr))
+		if err != nil {
+			j.log.WarnContext(ctx, "the triggered event was not stored; the job state holds the request", "err", err)
+		}
+		return nil
 	}
 	j.log.WarnContext(ctx, "the triggered event was not stored; recording the request in the job state instead", "err", err)
 	if serr := j.save(ctx); serr != nil {

@@ -102,9 +102,9 @@ func (s *Store) StartBatchedReads(ctx context.Context, max int, timeout time.Dur
 		return errors.New("batched record reads: the store has no JetStream connection")
 	}
 	nc := s.js.Conn()
-	stream := "KV_" + s.kv.Bucket()
+	stream := s.bucketStream()
 	r := &batchReads{
-		nc: nc, api: "$JS.API.DIRECT.GET." + stream, prefix: "$KV." + s.kv.Bucket() + ".",
+		nc: nc, api: "$JS.API.DIRECT.GET." + stream, prefix: s.keyPrefix(),
 		inbox: nc.NewInbox(), max: max, timeout: timeout,
 	}
 	sub, err := nc.Subscribe(r.inbox+".*", r.answer)

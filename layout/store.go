@@ -19,13 +19,29 @@ import (
 type Store struct {
 	kv jetstream.KeyValue
 	js jetstream.JetStream
+	// leader reads from the bucket stream's leader (LoadLatest); nil
+	// without js.
+	leader nats.JetStreamContext
 	// reads, when set, reads records in batches (StartBatchedReads).
 	reads atomic.Pointer[batchReads]
 }
 
 // NewStore returns a Store on kv; js reads the events stream to recover a
-// record (nil: no recovery).
-func NewStore(kv jetstream.KeyValue, js jetstream.JetStream) *Store { return &Store{kv: kv, js: js} }
+// record and the bucket's leader (nil: no recovery, and LoadLatest is Load).
+func NewStore(kv jetstream.KeyValue, js jetstream.JetStream) *Store {
+	s := &Store{kv: kv, js: js}
+	if js != nil {
+		// Without options JetStream cannot fail.
+		s.leader, _ = js.Conn().JetStream()
+	}
+	return s
+}
+
+// bucketStream is the name of the stream behind the bucket.
+func (s *Store) bucketStream() string { return "KV_" + s.kv.Bucket() }
+
+// keyPrefix is the subject prefix of the bucket's keys.
+func (s *Store) keyPrefix() string { return "$KV." + s.kv.Bucket() + "." }
 
 // Load returns the record of command id in org, or nil when there is none.
 // It reads with the next batch once StartBatchedReads succeeded, else with
@@ -54,12 +70,8 @@ const leaderReadTimeout = 5 * time.Second
 // A ctx without a deadline gets one of 5 s. Without a JetStream connection
 // it is Load.
 func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.Record, error) {
-	if s.js == nil || !ingest.ValidOrganization(org) {
+	if s.leader == nil || !ingest.ValidOrganization(org) {
 		return LoadRecord(ctx, s.kv, org, commandID)
-	}
-	legacy, err := s.js.Conn().JetStream()
-	if err != nil {
-		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		// A request without an answer (a missing grant) would wait forever.
@@ -67,8 +79,7 @@ func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.
 		ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
 		defer cancel()
 	}
-	bucket := s.kv.Bucket()
-	m, err := legacy.GetLastMsg("KV_"+bucket, "$KV."+bucket+"."+RecordKey(org, commandID), nats.Context(ctx))
+	m, err := s.leader.GetLastMsg(s.bucketStream(), s.keyPrefix()+RecordKey(org, commandID), nats.Context(ctx))
 	if errors.Is(err, nats.ErrMsgNotFound) {
 		return nil, nil
 	}
@@ -78,11 +89,7 @@ func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.
 	if deleted(m.Header) {
 		return nil, nil
 	}
-	rec, err := DecodeRecord(m.Data)
-	if err != nil {
-		return nil, fmt.Errorf("job %s/%q: %w", org, commandID, err)
-	}
-	return rec, nil
+	return decodeRecordOf(org, commandID, m.Data)
 }
 
 // LoadRecord returns the record of command id in org from the job bucket
@@ -95,7 +102,12 @@ func LoadRecord(ctx context.Context, kv jetstream.KeyValue, org, commandID strin
 	if err != nil {
 		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
 	}
-	rec, err := DecodeRecord(e.Value())
+	return decodeRecordOf(org, commandID, e.Value())
+}
+
+// decodeRecordOf decodes the record of command id in org.
+func decodeRecordOf(org, commandID string, b []byte) (*ingest.Record, error) {
+	rec, err := DecodeRecord(b)
 	if err != nil {
 		return nil, fmt.Errorf("job %s/%q: %w", org, commandID, err)
 	}

@@ -8,9 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/acme/campaign-ingest/campaign/campaignsim"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/acme/campaign-ingest/campaign/campaignsim"
+	"github.com/acme/campaign-ingest/internal/pause"
 )
 
 // Chaos runs a chaos/soak run and reports what it proved. The error is
@@ -81,9 +83,11 @@ func Chaos(ctx context.Context, cfg ChaosConfig) (rep Report, err error) {
 	drainErr := WaitDrained(ctx, ch.js, cfg.Drain)
 	// A stream whose leader was just stopped may not answer at once.
 	evs, err := ReadEvents(ctx, ch.js)
-	for try := 1; err != nil && try < 5 && ctx.Err() == nil; try++ {
+	for try := 1; err != nil && try < 5; try++ {
 		cfg.Logf("read the events: %v; again in 2s", err)
-		time.Sleep(2 * time.Second)
+		if pause.For(ctx, 2*time.Second) != nil {
+			break
+		}
 		evs, err = ReadEvents(ctx, ch.js)
 	}
 	if err != nil {

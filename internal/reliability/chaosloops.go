@@ -89,13 +89,14 @@ func (ch *chaos) natsLoop(ctx context.Context) {
 		what := "the server"
 		if ch.cluster != nil {
 			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			l, err := ch.cluster.Leader(lctx, ch.js, streams[n%len(streams)])
+			stream := streams[n%len(streams)]
+			l, err := ch.cluster.Leader(lctx, ch.js, stream)
 			cancel()
 			if err != nil {
-				ch.cfg.Logf("leader of %s: %v", streams[n%len(streams)], err)
+				ch.cfg.Logf("leader of %s: %v", stream, err)
 				continue
 			}
-			victim, what = l, fmt.Sprintf("%s (leader of %s)", l.Name(), streams[n%len(streams)])
+			victim, what = l, fmt.Sprintf("%s (leader of %s)", l.Name(), stream)
 		}
 		ch.cfg.Logf("stopping NATS %s for 2s", what)
 		victim.Stop()
