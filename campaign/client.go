@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -90,6 +91,14 @@ type Client struct {
 	maxBody int64
 	redact  redactor
 	now     func() time.Time
+	// values are the header values of the last token used.
+	values atomic.Pointer[headerValues]
+}
+
+// headerValues are the values of an API call's headers with one token.
+type headerValues struct {
+	token string
+	v     [4]string
 }
 
 // New returns a client for cfg. It makes no request.
@@ -318,10 +327,16 @@ func (c *Client) send(ctx context.Context, op, method, u string) (*answer, error
 	return a, nil
 }
 
-// headers are the headers of an API call, the documented four: built as
-// one map over one array of values rather than set one by one.
+// headers are the headers of an API call, the documented four: one map per
+// request over the values of the token, made once per token (the slices
+// have no spare capacity, so that nothing can append into them).
 func (c *Client) headers(token string) http.Header {
-	v := [4]string{"Bearer " + token, c.apiKey, "no-cache", "application/json"}
+	hv := c.values.Load()
+	if hv == nil || hv.token != token {
+		hv = &headerValues{token: token, v: [4]string{"Bearer " + token, c.apiKey, "no-cache", "application/json"}}
+		c.values.Store(hv)
+	}
+	v := &hv.v
 	return http.Header{
 		"Authorization": v[0:1:1],
 		"X-Api-Key":     v[1:2:2],

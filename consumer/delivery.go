@@ -103,13 +103,17 @@ func (c *Consumer) label(org string) string {
 // otherLabel is the label value of every organization without one of its own.
 const otherLabel = "_other"
 
-// commandLogger is log with a command's bounded attributes.
-func commandLogger(log *slog.Logger, cmd ingest.Command, attrs ...any) *slog.Logger {
-	log = log.With(append([]any{"commandId", cmd.ID, "organization", cmd.Organization, "mappingId", cmd.MappingID}, attrs...)...)
+// commandLogger is log with a command's bounded attributes and extra, one
+// more attribute (the delivery or the deliveries). Built from one slice of
+// attributes: every job makes one, and Logger.With would box each value.
+func commandLogger(log *slog.Logger, cmd ingest.Command, extra slog.Attr) *slog.Logger {
+	attrs := make([]slog.Attr, 4, 5)
+	attrs[0], attrs[1], attrs[2], attrs[3] = slog.String("commandId", cmd.ID), slog.String("organization", cmd.Organization),
+		slog.String("mappingId", cmd.MappingID), extra
 	if tid := cmd.Trace.TraceID(); tid != "" {
-		log = log.With("traceId", tid)
+		attrs = append(attrs, slog.String("traceId", tid))
 	}
-	return log
+	return slog.New(log.Handler().WithAttrs(attrs))
 }
 
 // begin decodes a delivery into its job and admits it. It settles the
@@ -122,7 +126,7 @@ func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	c.m.Deliveries.WithLabelValues(kind).Inc()
 	env := layout.Envelope(msg.Subject(), msg.Headers().Get, meta.Stream, meta.Sequence.Stream)
 	cmd, err := ingest.ParseCommand(env, msg.Data())
-	log := commandLogger(c.log, cmd, "delivery", meta.NumDelivered)
+	log := commandLogger(c.log, cmd, slog.Uint64("delivery", meta.NumDelivered))
 	var rej *ingest.RejectError
 	if errors.As(err, &rej) {
 		log.Warn("command rejected", "reason", rej.Reason, "detail", rej.Detail)

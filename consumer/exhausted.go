@@ -68,7 +68,7 @@ func (c *Consumer) endExhausted(ctx context.Context, adv maxDeliveriesAdvisory) 
 	}
 	env := layout.Envelope(raw.Subject, raw.Header.Get, c.js.Commands.CachedInfo().Config.Name, adv.StreamSeq)
 	cmd, perr := ingest.ParseCommand(env, raw.Data)
-	log := commandLogger(c.log, cmd, "deliveries", adv.Deliveries)
+	log := commandLogger(c.log, cmd, slog.Uint64("deliveries", adv.Deliveries))
 	var rej *ingest.RejectError
 	if errors.As(perr, &rej) {
 		err = c.publishExhausted(wctx, log, ingest.Rejected(cmd, rej, time.Now()))

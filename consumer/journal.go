@@ -31,6 +31,16 @@ func (j journal) Triggered(_ context.Context, ev ingest.Event) func(within time.
 	}
 	deadline := time.Now().Add(j.c.cfg.WriteTimeout)
 	return func(within time.Duration) error {
+		// Usually the acknowledgement came during the status check: no
+		// timer then.
+		select {
+		case pa := <-ack.Ok():
+			j.c.counted(ev, pa)
+			return nil
+		case err := <-ack.Err():
+			return err
+		default:
+		}
 		left := time.Until(deadline)
 		short := within > 0 && within < left
 		if short {
