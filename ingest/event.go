@@ -124,7 +124,10 @@ const timeLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // MarshalJSON writes t in UTC with milliseconds.
 func (t Time) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + time.Time(t).UTC().Format(timeLayout) + `"`), nil
+	b := make([]byte, 0, len(timeLayout)+8) // quotes, and room for a 5-digit year
+	b = append(b, '"')
+	b = time.Time(t).UTC().AppendFormat(b, timeLayout)
+	return append(b, '"'), nil
 }
 
 // UnmarshalJSON reads an RFC 3339 timestamp.

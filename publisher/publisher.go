@@ -22,6 +22,8 @@ const (
 	contentTypeJSON = "application/json"
 	// maxHeaderValue bounds a header value copied from a command.
 	maxHeaderValue = 512
+	// maxEventHeaders is the number of headers an event can have.
+	maxEventHeaders = 11
 )
 
 // Publisher publishes events to JetStream.
@@ -71,9 +73,10 @@ func EventMsg(ev ingest.Event) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", ev.Type, err)
 	}
-	msg := nats.NewMsg(layout.EventSubject(ev))
-	msg.Data = body
-	h := msg.Header
+	// Sized for every header below: a map grown from empty would be
+	// copied on the way.
+	h := make(nats.Header, maxEventHeaders)
+	msg := &nats.Msg{Subject: layout.EventSubject(ev), Header: h, Data: body}
 	id := ingest.Bounded(layout.EventMsgID(ev), maxHeaderValue)
 	h[layout.HeaderMsgID] = []string{id}
 	h[layout.HeaderSpecVersion] = []string{ceSpecVersion}
