@@ -17,10 +17,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/acme/campaign-ingest/worker"
 )
 
 // options are the command line.
@@ -83,6 +86,9 @@ func main() {
 	case "sim":
 		err = serveSim(ctx)
 	case "":
+		// The worker's and the floor's process runs with the worker
+		// binary's GC target (the children keep Go's).
+		worker.TuneGC()
 		err = run(ctx, o)
 	default:
 		err = fmt.Errorf("unknown role %q", o.role)
@@ -104,7 +110,7 @@ func run(ctx context.Context, o options) error {
 	}
 	defer env.close()
 	t := &table{}
-	fmt.Printf("ingest-bench: GOMAXPROCS=%d, %s, load %s\n", runtime.GOMAXPROCS(0), runtime.Version(), loadAvg())
+	fmt.Printf("ingest-bench: GOMAXPROCS=%d, GOGC=%d, %s, load %s\n", runtime.GOMAXPROCS(0), gcPercent(), runtime.Version(), loadAvg())
 
 	if phases["polls"] {
 		pollsPhase(t)
@@ -182,4 +188,11 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// gcPercent is the GOGC in effect (-1: off).
+func gcPercent() int {
+	p := debug.SetGCPercent(-1)
+	debug.SetGCPercent(p)
+	return p
 }

@@ -63,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level(cfg.LogLevel)}))
+	if gogc, set := worker.TuneGC(); set {
+		log.Debug("garbage collector target set (GOGC unset)", "GOGC", gogc)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dev, err := startDevelopment(&cfg, log)
