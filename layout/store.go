@@ -153,10 +153,32 @@ func (s *Store) Claim(ctx context.Context, rec ingest.Record) (bool, error) {
 }
 
 // Recover rebuilds the record of cmd from its events published since
-// (see RecoverFromEvents); nil when the Store has no JetStream.
+// (see RecoverFromEvents); nil when the Store has no JetStream. The events
+// are read through an ordered consumer, which the server may place on any
+// replica of the events stream (it prefers replicas that are current in the
+// cluster's metadata, not in the stream), and which reads nothing when its
+// requests get no answer. So the last event on the mapping's subjects is
+// first asked of the stream's leader (a stream message get,
+// $JS.API.STREAM.MSG.GET.INGEST_EVENTS), and the read must reach it.
 func (s *Store) Recover(ctx context.Context, cmd ingest.Command, since time.Time) (*ingest.Record, error) {
 	if s.js == nil {
 		return nil, nil
 	}
-	return RecoverFromEvents(ctx, s.js, cmd, since)
+	var upTo uint64
+	if s.leader != nil {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
+			defer cancel()
+		}
+		m, err := s.leader.GetLastMsg(EventStream, MappingEvents(cmd.Organization, cmd.MappingID), nats.Context(ctx))
+		switch {
+		case errors.Is(err, nats.ErrMsgNotFound):
+		case err != nil:
+			return nil, fmt.Errorf("last event of %s/%s: %w", cmd.Organization, cmd.MappingID, err)
+		case !m.Time.Before(since.Add(-time.Second)):
+			upTo = m.Sequence
+		}
+	}
+	return RecoverFromEvents(ctx, s.js, cmd, since, upTo)
 }

@@ -69,6 +69,10 @@ var (
 		"$JS.API.STREAM.MSG.GET.KV_INGEST_JOBS",
 		"$JS.API.STREAM.MSG.GET.INGEST_COMMANDS",
 		"$JS.API.STREAM.MSG.DELETE.INGEST_COMMANDS",
+		"$JS.API.CONSUMER.CREATE.INGEST_EVENTS.*.ingest.events.>",
+		"$JS.API.CONSUMER.MSG.NEXT.INGEST_EVENTS.*",
+		"$JS.API.CONSUMER.DELETE.INGEST_EVENTS.*",
+		"$JS.API.STREAM.MSG.GET.INGEST_EVENTS",
 		"$KV.INGEST_JOBS.>",
 		"$JS.ACK.INGEST_COMMANDS.>",
 		"ingest.events.>",
@@ -295,6 +299,7 @@ func TestWorkerPermissions(t *testing.T) {
 			h := secureHarness(t, []*server.User{{Username: "worker", Password: workerPassword, Permissions: permissions(tt.pub, tt.sub)}},
 				campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Polls: 2, Records: 5}},
 				campaignsim.Mapping{Org: "acme", ID: "XDMFETCH", Script: campaignsim.Script{Polls: 1, Outcome: campaignsim.OutcomeFetchFailure}},
+				campaignsim.Mapping{Org: "acme", ID: "XDMREDO", Script: campaignsim.Script{Records: 3}},
 			)
 			h.cfg.AckWait, h.cfg.MaxDeliver = 3*time.Second, 2
 			// An administrator makes the topology (the worker then updates
@@ -313,6 +318,15 @@ func TestWorkerPermissions(t *testing.T) {
 					}
 					for range batch.Messages() {
 					}
+				}
+				// A command whose first delivery died before anything
+				// was recorded: its redelivery reads its events.
+				h.publish("ingest.commands.acme.XDMREDO", "", map[string]string{"Nats-Msg-Id": "redelivered"})
+				batch, err := bound.Consumer.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for range batch.Messages() {
 				}
 			}
 			var logs logBuffer
@@ -342,6 +356,9 @@ func TestWorkerPermissions(t *testing.T) {
 			}
 			if ev := h.events.Terminal(t, "lost", 15*time.Second); ev.Type != ingest.EventFailed || ev.Reason != ingest.ReasonAPIUnavailable {
 				t.Errorf("lost: %s/%s, want failed/api_unavailable", ev.Type, ev.Reason)
+			}
+			if ev := h.events.Terminal(t, "redelivered", 15*time.Second); ev.Type != ingest.EventSucceeded || ev.NumRecords != 3 {
+				t.Errorf("redelivered: %s/%s with %d records, want succeeded with 3", ev.Type, ev.Reason, ev.NumRecords)
 			}
 			h.settled()
 			if v := logs.violations(); len(v) > 0 && tt.wantViolation == "" {
