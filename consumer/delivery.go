@@ -107,9 +107,8 @@ const otherLabel = "_other"
 // more attribute (the delivery or the deliveries). Built from one slice of
 // attributes: every job makes one, and Logger.With would box each value.
 func commandLogger(log *slog.Logger, cmd ingest.Command, extra slog.Attr) *slog.Logger {
-	attrs := make([]slog.Attr, 4, 5)
-	attrs[0], attrs[1], attrs[2], attrs[3] = slog.String("commandId", cmd.ID), slog.String("organization", cmd.Organization),
-		slog.String("mappingId", cmd.MappingID), extra
+	attrs := append(make([]slog.Attr, 0, 5), slog.String("commandId", cmd.ID), slog.String("organization", cmd.Organization),
+		slog.String("mappingId", cmd.MappingID), extra)
 	if tid := cmd.Trace.TraceID(); tid != "" {
 		attrs = append(attrs, slog.String("traceId", tid))
 	}

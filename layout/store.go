@@ -57,9 +57,27 @@ func (s *Store) Load(ctx context.Context, org, commandID string) (*ingest.Record
 	return LoadRecord(ctx, s.kv, org, commandID)
 }
 
-// leaderReadTimeout bounds a LoadLatest whose context has no deadline, as
-// jetstream bounds its own requests.
+// leaderReadTimeout bounds a read from a stream's leader whose context has
+// no deadline, as jetstream bounds its own requests.
 const leaderReadTimeout = 5 * time.Second
+
+// leaderLast returns the last message of stream on subject (wildcards
+// allowed) as the stream's leader has it (a stream message get), or nil
+// when there is none. A ctx without a deadline gets one of
+// leaderReadTimeout: a request without an answer (a missing grant) would
+// wait forever.
+func (s *Store) leaderLast(ctx context.Context, stream, subject string) (*nats.RawStreamMsg, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
+		defer cancel()
+	}
+	m, err := s.leader.GetLastMsg(stream, subject, nats.Context(ctx))
+	if errors.Is(err, nats.ErrMsgNotFound) {
+		return nil, nil
+	}
+	return m, err
+}
 
 // LoadLatest is Load answered by the leader of the bucket's stream (a
 // stream message get, $JS.API.STREAM.MSG.GET.KV_<bucket>), so that it sees
@@ -73,20 +91,11 @@ func (s *Store) LoadLatest(ctx context.Context, org, commandID string) (*ingest.
 	if s.leader == nil || !ingest.ValidOrganization(org) {
 		return LoadRecord(ctx, s.kv, org, commandID)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		// A request without an answer (a missing grant) would wait forever.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
-		defer cancel()
-	}
-	m, err := s.leader.GetLastMsg(s.bucketStream(), s.keyPrefix()+RecordKey(org, commandID), nats.Context(ctx))
-	if errors.Is(err, nats.ErrMsgNotFound) {
-		return nil, nil
-	}
+	m, err := s.leaderLast(ctx, s.bucketStream(), s.keyPrefix()+RecordKey(org, commandID))
 	if err != nil {
 		return nil, fmt.Errorf("load job %s/%q: %w", org, commandID, err)
 	}
-	if deleted(m.Header) {
+	if m == nil || deleted(m.Header) {
 		return nil, nil
 	}
 	return decodeRecordOf(org, commandID, m.Data)
@@ -166,17 +175,11 @@ func (s *Store) Recover(ctx context.Context, cmd ingest.Command, since time.Time
 	}
 	var upTo uint64
 	if s.leader != nil {
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, leaderReadTimeout)
-			defer cancel()
-		}
-		m, err := s.leader.GetLastMsg(EventStream, MappingEvents(cmd.Organization, cmd.MappingID), nats.Context(ctx))
-		switch {
-		case errors.Is(err, nats.ErrMsgNotFound):
-		case err != nil:
+		m, err := s.leaderLast(ctx, EventStream, MappingEvents(cmd.Organization, cmd.MappingID))
+		if err != nil {
 			return nil, fmt.Errorf("last event of %s/%s: %w", cmd.Organization, cmd.MappingID, err)
-		case !m.Time.Before(since.Add(-time.Second)):
+		}
+		if m != nil && !m.Time.Before(since.Add(-time.Second)) {
 			upTo = m.Sequence
 		}
 	}
