@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -60,6 +61,13 @@ type Config struct {
 	InboxPrefix string `split_words:"true" desc:"reply subject prefix instead of _INBOX (grant subscribe on <prefix>.> only)"`
 	// Name is the connection name shown by the server; default the program's.
 	Name string `split_words:"true" desc:"connection name shown by the server"`
+	// CoalesceWrites sends the writes made to the connection in one
+	// scheduling round with one system call (INGEST_NATS_COALESCE_WRITES);
+	// default true (false in a Config built in code). Under load the
+	// worker's events, acks and pulls then leave, and are read and stored
+	// by the server, several at a time; idle, a write leaves at once.
+	// BENCHMARKS.md has the figures.
+	CoalesceWrites bool `split_words:"true" default:"true" desc:"send the writes of one scheduling round to NATS together (fewer system calls under load)"`
 }
 
 // ReadSecrets reads PasswordFile and TokenFile into Password and Token
@@ -136,6 +144,11 @@ func (c Config) Options(log *slog.Logger) ([]nats.Option, error) {
 	opts = append(opts, tlsOpts...)
 	if c.InboxPrefix != "" {
 		opts = append(opts, nats.CustomInboxPrefix(c.InboxPrefix))
+	}
+	if c.CoalesceWrites {
+		opts = append(opts, nats.SetCustomDialer(&coalescingDialer{
+			dial: net.Dialer{Timeout: nats.DefaultTimeout}, writeTimeout: nats.DefaultFlusherTimeout,
+		}))
 	}
 	return opts, nil
 }
