@@ -147,16 +147,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 	wg.Go(func() { c.watchExhausted(bgCtx) })
 	slots := newSlots(c.cfg.MaxInFlight, c.cfg.MaxParked, c.cfg.Organizations)
 	first := newStarters(min(c.cfg.MaxStarting, c.cfg.MaxInFlight), c.cfg.MaxInFlight)
+	pulls := c.newPulls(slots)
+	arrive := func(msg jetstream.Msg) { c.arrive(jobCtx, msg, slots, first, &wg) }
 	for ctx.Err() == nil {
-		room := slots.room()
-		if room == 0 {
-			slots.waitRelease(ctx)
+		if err := pulls.takeErr(); err != nil {
+			c.pullFailed(ctx, err)
 			continue
 		}
-		if err := c.pull(ctx, room, func(msg jetstream.Msg) { c.arrive(jobCtx, msg, slots, first, &wg) }); err != nil {
+		n := pulls.next()
+		if n == 0 {
+			pulls.waitChange(ctx)
+			continue
+		}
+		if err := pulls.start(ctx, n, arrive); err != nil {
 			c.pullFailed(ctx, err)
 		}
 	}
+	pulls.wait()
 	for _, giveBack := range slots.drain() {
 		giveBack()
 	}
@@ -166,29 +173,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopBg()
 	wg.Wait()
 	first.stop()
-	return nil
-}
-
-// pull fetches up to n commands and passes each to start.
-func (c *Consumer) pull(ctx context.Context, n int, start func(jetstream.Msg)) error {
-	batch, err := c.js.Consumer.Fetch(n, jetstream.FetchMaxWait(c.cfg.FetchWait))
-	if err != nil {
-		return err
-	}
-	c.pulling.Store(true)
-	for msg := range batch.Messages() {
-		if ctx.Err() != nil {
-			// Delayed past this pull's expiry: a plain Nak would
-			// redeliver it into the same pull, again and again.
-			c.nak(msg, c.cfg.FetchWait+time.Second, "shutdown")
-			continue
-		}
-		start(msg)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	c.failingSince.Store(0)
 	return nil
 }
 

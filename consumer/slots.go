@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Organizations tells each organization's share of a worker's jobs and its
@@ -26,6 +28,8 @@ type slots struct {
 	max       int
 	maxParked int
 	released  chan struct{}
+	// releasedAt is when a slot was last released (unix nanoseconds).
+	releasedAt atomic.Int64
 
 	mu      sync.Mutex
 	running int
@@ -102,6 +106,7 @@ func (s *slots) take(org string) {
 // release frees org's slot, starts the next parked command that may run
 // (organizations take turns), and wakes waitRelease.
 func (s *slots) release(org string) {
+	s.releasedAt.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	s.running--
 	if s.perOrg[org]--; s.perOrg[org] <= 0 {
@@ -112,6 +117,20 @@ func (s *slots) release(org string) {
 	if next != nil {
 		next()
 	}
+	s.notify()
+}
+
+// lastRelease is when a slot was last released (zero time when never).
+func (s *slots) lastRelease() time.Time {
+	if ns := s.releasedAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// notify wakes waitRelease: a slot was released, or the room to pull
+// changed otherwise (a pull ended).
+func (s *slots) notify() {
 	select {
 	case s.released <- struct{}{}:
 	default:
@@ -158,7 +177,8 @@ func (s *slots) drain() []func() {
 	return out
 }
 
-// waitRelease waits until a slot is released or ctx ends.
+// waitRelease waits until a slot is released, notify is called, or ctx
+// ends.
 func (s *slots) waitRelease(ctx context.Context) {
 	select {
 	case <-ctx.Done():
