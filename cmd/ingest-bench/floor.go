@@ -390,8 +390,11 @@ func (f *floor) call(ctx context.Context, method, u string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The four headers the API documents for every call.
 	req.Header.Set("Authorization", "Bearer "+f.token)
 	req.Header.Set("X-Api-Key", campaignsim.DemoClientID)
+	req.Header.Set("Cache-Control", "no-cache")
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := f.hc.Do(req)
 	if err != nil {
 		return nil, err
