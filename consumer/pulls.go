@@ -23,20 +23,21 @@ const (
 // next one was answered: under load a worker ran a fifth of its slots
 // empty (81 of 100 jobs in flight on average; 95 with this).
 //
-// A pull asks for the free slots not already asked for (outstanding), plus
-// an eighth of the slots while a slot was released within aheadWindow: a
-// command that arrives before its slot is free waits parked, keeping its
-// lease like any parked command, for the next releases (at the slowest
-// turnover that pulls ahead, about a second). When jobs end less often
-// (long ingestions fill the slots) no command is pulled ahead, so none
-// waits behind them while another replica could run it. A second pull
-// waits until it can ask for an eighth of the slots, and at most maxPulls
-// run at once.
+// A pull asks for the free slots not already asked for (outstanding), plus,
+// while a slot was released within aheadWindow, an eighth of the slots less
+// the commands already parked: a command that arrives before its slot is
+// free waits parked, keeping its lease like any parked command, for the
+// next releases, and no more than an eighth of the slots ever wait so (at
+// the slowest turnover that pulls ahead, about a second). When jobs end
+// less often (long ingestions fill the slots) no command is pulled ahead,
+// so at most those pulled just before can wait behind them while another
+// replica could run them. A second pull waits until it can ask for an
+// eighth of the slots, and at most maxPulls run at once.
 type pulls struct {
 	c     *Consumer
 	slots *slots
 	// minPull is the least a pull asks for while another is in progress,
-	// and what it asks for ahead of the free slots.
+	// and the most commands pulled ahead of the free slots.
 	minPull int
 
 	mu sync.Mutex
@@ -57,11 +58,13 @@ func (c *Consumer) newPulls(s *slots) *pulls {
 func (p *pulls) next() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ahead := 0
+	room := p.slots.room() - p.outstanding
 	if time.Since(p.slots.lastRelease()) < aheadWindow {
-		ahead = p.minPull
+		// Ahead, less what already waits parked: the commands pulled
+		// ahead wait there, so they are never more than minPull.
+		_, parked := p.slots.used()
+		room += max(0, p.minPull-parked)
 	}
-	room := p.slots.room() + ahead - p.outstanding
 	switch {
 	case room <= 0:
 		return 0

@@ -17,12 +17,13 @@ type Organizations interface {
 }
 
 // slots bound the jobs running at once, in all and per organization. The
-// consumer pulls only as many commands as there are free slots in all, so
-// that no pulled command waits for a slot while its AckWait runs; a command
-// whose organization has used up its share is parked (it keeps its lease
-// with heartbeats) until one of that organization's jobs ends, so that one
-// organization's backlog never stands in front of another's commands. At
-// most maxParked commands are parked; then pulling waits.
+// consumer pulls as many commands as there are free slots in all, and a few
+// more only while jobs end often (pulls), so that no pulled command waits
+// long for a slot; a command that finds no free slot, or whose organization
+// has used up its share, is parked (it keeps its lease with heartbeats)
+// until a slot it may use is released, so that one organization's backlog
+// never stands in front of another's commands. At most maxParked commands
+// are parked; then pulling waits.
 type slots struct {
 	orgs      Organizations
 	max       int

@@ -65,13 +65,15 @@ func TestSlotsParkingFull(t *testing.T) {
 }
 
 // TestPullsNext is the specification of how much a pull asks for: the free
-// slots not already asked for, plus an eighth of the slots while jobs end
-// often (a slot released within aheadWindow); a second pull only for an
-// eighth of the slots at least, and at most maxPulls at once.
+// slots not already asked for, plus, while jobs end often (a slot released
+// within aheadWindow), an eighth of the slots less what is already parked;
+// a second pull only for an eighth of the slots at least, and at most
+// maxPulls at once.
 func TestPullsNext(t *testing.T) {
 	for _, tc := range []struct {
 		name                 string
 		running, outstanding int
+		parked               int
 		in                   int           // pulls in progress
 		released             time.Duration // since the last release; 0: never
 		want                 int
@@ -84,6 +86,8 @@ func TestPullsNext(t *testing.T) {
 		{name: "a pull in progress: an eighth of the slots", running: 80, outstanding: 8, in: 1, want: 12},
 		{name: "jobs end often: ahead of the free slots", running: 100, released: time.Millisecond, want: 12},
 		{name: "ahead, less what is asked for", running: 95, outstanding: 10, released: time.Millisecond, want: 7},
+		{name: "ahead, less what waits parked", running: 100, parked: 5, released: time.Millisecond, want: 7},
+		{name: "ahead: never more than an eighth parked", running: 100, parked: 12, released: time.Millisecond},
 		{name: "jobs end seldom: not ahead", running: 100, released: time.Second},
 		{name: "at most maxPulls", outstanding: 10, in: maxPulls},
 	} {
@@ -92,6 +96,9 @@ func TestPullsNext(t *testing.T) {
 			s := newSlots(100, 10, nil)
 			for range tc.running {
 				s.take("acme")
+			}
+			for range tc.parked {
+				s.admit("acme", parkedCmd{start: func() {}, giveBack: func() {}})
 			}
 			if tc.released > 0 {
 				s.releasedAt.Store(time.Now().Add(-tc.released).UnixNano())
