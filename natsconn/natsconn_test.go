@@ -97,38 +97,44 @@ func TestConnectAuthAndTLS(t *testing.T) {
 	}
 	secrets := []string{password, badPass, token, badToken, userInPass, string(credsSeed), string(strangerSeed), string(nkeySeed), string(strangerNkeySeed)}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := startServer(t, tt.server)
-			url := s.ClientURL()
-			if tt.userURL {
-				url = strings.Replace(url, "://", "://worker:"+userInPass+"@", 1)
+		for _, coalesce := range []bool{false, true} {
+			name := tt.name
+			if coalesce {
+				name += ", writes coalesced"
 			}
-			var logs bytes.Buffer
-			cfg := tt.client
-			cfg.URL = url
-			nc, err := natsconn.Connect(cfg, "", slog.New(slog.NewJSONHandler(&logs, nil)))
-			if err == nil {
-				defer nc.Close()
-				if err := nc.Flush(); err != nil {
-					t.Fatalf("flush: %v", err)
+			t.Run(name, func(t *testing.T) {
+				s := startServer(t, tt.server)
+				url := s.ClientURL()
+				if tt.userURL {
+					url = strings.Replace(url, "://", "://worker:"+userInPass+"@", 1)
 				}
-			}
-			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Fatalf("Connect: %v", err)
-			case tt.wantErr != "" && err == nil:
-				t.Fatalf("Connect succeeded, want an error with %q", tt.wantErr)
-			case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
-				t.Fatalf("Connect: %v\nwant an error with %q", err, tt.wantErr)
-			}
-			if err != nil {
-				assertNoSecret(t, "error", err.Error(), secrets)
-				if !strings.Contains(err.Error(), "connect to nats at ") {
-					t.Errorf("error %q does not say where it connected", err)
+				var logs bytes.Buffer
+				cfg := tt.client
+				cfg.URL, cfg.CoalesceWrites = url, coalesce
+				nc, err := natsconn.Connect(cfg, "", slog.New(slog.NewJSONHandler(&logs, nil)))
+				if err == nil {
+					defer nc.Close()
+					if err := nc.Flush(); err != nil {
+						t.Fatalf("flush: %v", err)
+					}
 				}
-			}
-			assertNoSecret(t, "logs", logs.String(), secrets)
-		})
+				switch {
+				case tt.wantErr == "" && err != nil:
+					t.Fatalf("Connect: %v", err)
+				case tt.wantErr != "" && err == nil:
+					t.Fatalf("Connect succeeded, want an error with %q", tt.wantErr)
+				case tt.wantErr != "" && !strings.Contains(err.Error(), tt.wantErr):
+					t.Fatalf("Connect: %v\nwant an error with %q", err, tt.wantErr)
+				}
+				if err != nil {
+					assertNoSecret(t, "error", err.Error(), secrets)
+					if !strings.Contains(err.Error(), "connect to nats at ") {
+						t.Errorf("error %q does not say where it connected", err)
+					}
+				}
+				assertNoSecret(t, "logs", logs.String(), secrets)
+			})
+		}
 	}
 }
 
