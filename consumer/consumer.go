@@ -24,8 +24,8 @@ import (
 // Config tunes a Consumer.
 type Config struct {
 	// MaxInFlight is the number of jobs run at once; default 100. The
-	// consumer pulls as many commands as there are free slots, and an
-	// eighth of MaxInFlight more while jobs end often (pulls).
+	// consumer pulls as many commands as there are free slots, and up to a
+	// quarter of MaxInFlight more while jobs end often (pulls).
 	MaxInFlight int
 	// FetchWait is how long one pull waits for commands; default 1s.
 	FetchWait time.Duration

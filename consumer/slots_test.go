@@ -66,7 +66,7 @@ func TestSlotsParkingFull(t *testing.T) {
 
 // TestPullsNext is the specification of how much a pull asks for: the free
 // slots not already asked for, plus, while jobs end often (a slot released
-// within aheadWindow), an eighth of the slots less what is already parked;
+// within aheadWindow), a quarter of the slots less what is already parked;
 // a second pull only for an eighth of the slots at least, and at most
 // maxPulls at once.
 func TestPullsNext(t *testing.T) {
@@ -84,10 +84,10 @@ func TestPullsNext(t *testing.T) {
 		{name: "no pull in progress: any room", running: 97, want: 3},
 		{name: "a pull in progress: too little room", running: 80, outstanding: 10, in: 1},
 		{name: "a pull in progress: an eighth of the slots", running: 80, outstanding: 8, in: 1, want: 12},
-		{name: "jobs end often: ahead of the free slots", running: 100, released: time.Millisecond, want: 12},
-		{name: "ahead, less what is asked for", running: 95, outstanding: 10, released: time.Millisecond, want: 7},
-		{name: "ahead, less what waits parked", running: 100, parked: 5, released: time.Millisecond, want: 7},
-		{name: "ahead: never more than an eighth parked", running: 100, parked: 12, released: time.Millisecond},
+		{name: "jobs end often: ahead of the free slots", running: 100, released: time.Millisecond, want: 25},
+		{name: "ahead, less what is asked for", running: 95, outstanding: 10, released: time.Millisecond, want: 20},
+		{name: "ahead, less what waits parked", running: 100, parked: 5, released: time.Millisecond, want: 20},
+		{name: "ahead: never more than a quarter parked", running: 100, parked: 25, released: time.Millisecond},
 		{name: "jobs end seldom: not ahead", running: 100, released: time.Second},
 		{name: "at most maxPulls", outstanding: 10, in: maxPulls},
 	} {
