@@ -171,6 +171,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	running, _ := slots.used()
 	c.log.Info("stopping: handing unfinished jobs back", "inFlight", running)
 	stopJobs()
+	// A command whose record read is still on its way is given back when
+	// the read ends: now, not at the read's timeout.
+	c.store.StopBatchedReads()
 	stopBg()
 	wg.Wait()
 	first.stop()

@@ -22,7 +22,12 @@ type delivery struct {
 }
 
 // arrive takes a pulled command: it keeps its lease from now on, and runs
-// it at once or parks it until its organization has a free slot.
+// it at once or parks it until its organization has a free slot. A valid
+// first delivery is admitted once its record is read (with the next
+// batch): the read's round trip, which under load is the longest wait of
+// a job that ends at its first status check, is not spent in a job slot.
+// Redeliveries read their record from the store's leader in their slot
+// (ingest.Runner.Admit).
 func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, first *starters, wg *sync.WaitGroup) {
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -32,12 +37,13 @@ func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, 
 	}
 	org, _, _ := layout.SplitCommandSubject(msg.Subject())
 	d := &delivery{msg: msg, published: meta.Timestamp}
+	in := decode(msg, meta)
 	c.track(d, true)
 	wg.Add(1)
-	slots.admit(org, parkedCmd{
+	cmd := parkedCmd{
 		start: func() {
 			first.run(func() {
-				c.handle(ctx, msg, meta, func() {
+				c.handle(ctx, msg, meta, in, func() {
 					c.track(d, false)
 					slots.release(org)
 					wg.Done()
@@ -49,7 +55,66 @@ func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, 
 			c.track(d, false)
 			wg.Done()
 		},
-	})
+	}
+	if in.err != nil || in.panic != nil || meta.NumDelivered > 1 {
+		slots.admit(org, cmd)
+		return
+	}
+	slots.expect()
+	if !c.store.Prefetch(in.cmd.Organization, in.cmd.ID, func(p *layout.Prefetch) {
+		in.record = p
+		slots.arrived(org, cmd)
+	}) {
+		slots.arrived(org, cmd)
+	}
+}
+
+// arrival is a delivery's command as decoded when it arrived, with, for a
+// valid first delivery, the read of its record made before it was
+// admitted.
+type arrival struct {
+	env    ingest.Envelope
+	cmd    ingest.Command
+	err    error
+	panic  any
+	record *layout.Prefetch
+}
+
+// prefetchFresh is how old the record read made before a command was
+// admitted may be when its job starts: older (the command waited parked
+// for its organization's turn), the job reads the record again. The record
+// a first delivery looks for was written long before (the done record of a
+// command republished after the command stream's duplicate window) or is
+// another message's claim, which races with the delivery anyway (see
+// internal/reliability's known gaps): a read sent a second before the job
+// starts answers as well as one sent at its start.
+const prefetchFresh = time.Second
+
+// decode decodes a delivery's command on the pull's goroutine. A panic is
+// kept for the job's first step to raise again, where it is recovered and
+// the command handed back, as if it had happened there.
+func decode(msg jetstream.Msg, meta *jetstream.MsgMetadata) (in *arrival) {
+	in = &arrival{}
+	defer func() {
+		if p := recover(); p != nil {
+			in.panic = fmt.Sprintf("%v (decoding the command)\n%s", p, debug.Stack())
+		}
+	}()
+	in.env = layout.Envelope(msg.Subject(), msg.Headers().Get, meta.Stream, meta.Sequence.Stream)
+	in.cmd, in.err = ingest.ParseCommand(in.env, msg.Data())
+	return in
+}
+
+// records is the store as ingest.Runner.Admit reads it: Load takes the
+// answer of the read made before the command was admitted while it is
+// fresh.
+type records struct {
+	*layout.Store
+	pre *layout.Prefetch
+}
+
+func (r records) Load(ctx context.Context, org, commandID string) (*ingest.Record, error) {
+	return r.pre.Load(ctx, r.Store, org, commandID, prefetchFresh)
 }
 
 // handle makes one delivery's first step, on one of the starters; end is
@@ -57,7 +122,7 @@ func (c *Consumer) arrive(ctx context.Context, msg jetstream.Msg, slots *slots, 
 // waits between status checks (ingest.Runner.Start). A worker that stopped
 // while the step was queued hands the command back. A panic is recovered
 // and the command handed back.
-func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, end func()) {
+func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, in *arrival, end func()) {
 	if ctx.Err() != nil {
 		c.handBack(msg, "shutdown")
 		end()
@@ -73,7 +138,7 @@ func (c *Consumer) handle(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 			end()
 		}
 	}()
-	job, ok := c.begin(ctx, msg, meta)
+	job, ok := c.begin(ctx, msg, meta, in)
 	if !ok {
 		return
 	}
@@ -115,16 +180,18 @@ func commandLogger(log *slog.Logger, cmd ingest.Command, extra slog.Attr) *slog.
 	return slog.New(log.Handler().WithAttrs(attrs))
 }
 
-// begin decodes a delivery into its job and admits it. It settles the
-// message itself and reports false when no job is to run.
-func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) (ingest.Job, bool) {
+// begin makes a delivery's job and admits it. It settles the message
+// itself and reports false when no job is to run.
+func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, in *arrival) (ingest.Job, bool) {
 	kind := "first"
 	if meta.NumDelivered > 1 {
 		kind = "redelivery"
 	}
 	c.m.Deliveries.WithLabelValues(kind).Inc()
-	env := layout.Envelope(msg.Subject(), msg.Headers().Get, meta.Stream, meta.Sequence.Stream)
-	cmd, err := ingest.ParseCommand(env, msg.Data())
+	if in.panic != nil {
+		panic(in.panic)
+	}
+	cmd, err := in.cmd, in.err
 	log := commandLogger(c.log, cmd, slog.Uint64("delivery", meta.NumDelivered))
 	var rej *ingest.RejectError
 	if errors.As(err, &rej) {
@@ -141,7 +208,7 @@ func (c *Consumer) begin(ctx context.Context, msg jetstream.Msg, meta *jetstream
 	}
 	wctx, cancel := c.writeCtx(ctx)
 	defer cancel()
-	adm := c.runner.Admit(wctx, c.store, job, env)
+	adm := c.runner.Admit(wctx, records{c.store, in.record}, job, in.env)
 	switch adm.Verdict {
 	case ingest.Done:
 		log.Info("command already done; acknowledging", "outcome", adm.Record.Outcome, "recovered", adm.Recovered)

@@ -34,6 +34,11 @@ type slots struct {
 
 	mu      sync.Mutex
 	running int
+	// arriving is the commands pulled whose record read is on its way
+	// (expect); they count against the room to pull like running jobs.
+	arriving int
+	// closed is set by drain: a command admitted after it is given back.
+	closed  bool
 	perOrg  map[string]int
 	parked  map[string][]parkedCmd
 	nParked int
@@ -56,7 +61,22 @@ func (s *slots) room() int {
 	if s.nParked >= s.maxParked && s.maxParked > 0 {
 		return 0
 	}
-	return s.max - s.running
+	return s.max - s.running - s.arriving
+}
+
+// expect counts a pulled command that is not admitted yet: its record is
+// being read. arrived admits it.
+func (s *slots) expect() {
+	s.mu.Lock()
+	s.arriving++
+	s.mu.Unlock()
+}
+
+// arrived admits a command counted by expect.
+func (s *slots) arrived(org string, cmd parkedCmd) {
+	s.mu.Lock()
+	s.arriving--
+	s.admitLocked(org, cmd)
 }
 
 func (s *slots) used() (running, parked int) {
@@ -75,6 +95,16 @@ type parkedCmd struct {
 // called without the lock held.
 func (s *slots) admit(org string, cmd parkedCmd) {
 	s.mu.Lock()
+	s.admitLocked(org, cmd)
+}
+
+// admitLocked is admit with the lock held; it unlocks.
+func (s *slots) admitLocked(org string, cmd parkedCmd) {
+	if s.closed {
+		s.mu.Unlock()
+		cmd.giveBack()
+		return
+	}
 	if s.running < s.max && s.perOrg[org] < s.limit(org) {
 		s.take(org)
 		s.mu.Unlock()
@@ -164,10 +194,12 @@ func (s *slots) unpark() func() {
 	return nil
 }
 
-// drain returns every parked command's hand-back, emptying the parking.
+// drain returns every parked command's hand-back, emptying the parking;
+// a command admitted after it is given back at once.
 func (s *slots) drain() []func() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	var out []func()
 	for _, q := range s.parked {
 		for _, p := range q {

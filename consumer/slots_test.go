@@ -62,3 +62,46 @@ func TestSlotsParkingFull(t *testing.T) {
 		t.Errorf("room %d with the parking full, want 0", room)
 	}
 }
+
+// TestSlotsArriving: a command whose record is being read counts against
+// the room to pull from expect on, and takes a slot, or parks, only once
+// it arrived. After drain, a command that arrives is given back.
+func TestSlotsArriving(t *testing.T) {
+	s := newSlots(2, 10, nil)
+	var started, givenBack []string
+	cmd := func(name string) parkedCmd {
+		return parkedCmd{
+			start:    func() { started = append(started, name) },
+			giveBack: func() { givenBack = append(givenBack, name) },
+		}
+	}
+	s.expect()
+	s.expect()
+	if room := s.room(); room != 0 {
+		t.Errorf("room %d with two commands arriving for two slots, want 0", room)
+	}
+	if running, parked := s.used(); running != 0 || parked != 0 {
+		t.Errorf("running %d, parked %d while both arrive; want 0 and 0", running, parked)
+	}
+	s.arrived("acme", cmd("a1"))
+	if running, _ := s.used(); running != 1 || s.room() != 0 {
+		t.Errorf("running %d, room %d after one arrived; want 1 and 0", running, s.room())
+	}
+	s.expect()
+	s.arrived("acme", cmd("a2"))
+	s.arrived("acme", cmd("a3")) // both slots taken: parked
+	if running, parked := s.used(); running != 2 || parked != 1 {
+		t.Errorf("running %d, parked %d; want 2 and 1", running, parked)
+	}
+	if gb := s.drain(); len(gb) != 1 {
+		t.Errorf("drain gave back %d, want the parked one", len(gb))
+	}
+	s.expect()
+	s.arrived("acme", cmd("a4"))
+	if want := []string{"a1", "a2"}; !slices.Equal(started, want) {
+		t.Errorf("started %v, want %v", started, want)
+	}
+	if want := []string{"a4"}; !slices.Equal(givenBack, want) {
+		t.Errorf("given back at once %v, want %v: it arrived after drain", givenBack, want)
+	}
+}

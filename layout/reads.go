@@ -59,6 +59,8 @@ type batchReads struct {
 type recordRead struct {
 	subject string
 	done    chan struct{}
+	// then, when set, is called once done is closed.
+	then func()
 	// Set before done is closed.
 	rec *ingest.Record
 	err error
@@ -137,12 +139,66 @@ func (r *batchReads) load(ctx context.Context, subject string) (*ingest.Record, 
 	if !r.enqueue(rd) {
 		return nil, ErrReadsClosed
 	}
+	return rd.wait(ctx)
+}
+
+// finish hands rd its answer, set before.
+func (rd *recordRead) finish() {
+	close(rd.done)
+	if rd.then != nil {
+		rd.then()
+	}
+}
+
+// wait waits for rd's answer.
+func (rd *recordRead) wait(ctx context.Context) (*ingest.Record, error) {
+	select {
+	case <-rd.done:
+		return rd.rec, rd.err
+	default:
+	}
 	select {
 	case <-rd.done:
 		return rd.rec, rd.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// Prefetch is a record read sent before the command's job starts
+// (Store.Prefetch).
+type Prefetch struct {
+	rd      *recordRead
+	org, id string
+	asked   time.Time
+}
+
+// Prefetch sends the read of the record of command id in org with the next
+// batch and returns at once; then is called with the read once it is
+// answered or failed, on the goroutine that got the answer (it must not
+// block), possibly before Prefetch returns. It reports false, and never
+// calls then, when reads are not batched.
+func (s *Store) Prefetch(org, commandID string, then func(*Prefetch)) bool {
+	r := s.reads.Load()
+	if r == nil || !ingest.ValidOrganization(org) {
+		return false
+	}
+	p := &Prefetch{org: org, id: commandID, asked: time.Now()}
+	p.rd = &recordRead{subject: r.prefix + RecordKey(org, commandID), done: make(chan struct{}), then: func() { then(p) }}
+	return r.enqueue(p.rd)
+}
+
+// Load returns the record of command id in org as the prefetched read
+// answered it, when that read is of this record, was sent at most maxAge
+// ago and did not fail; else it is s.Load, a read of its own. A nil p is
+// s.Load.
+func (p *Prefetch) Load(ctx context.Context, s *Store, org, commandID string, maxAge time.Duration) (*ingest.Record, error) {
+	if p != nil && p.org == org && p.id == commandID && time.Since(p.asked) <= maxAge {
+		if rec, err := p.rd.wait(ctx); err == nil {
+			return rec, nil
+		}
+	}
+	return s.Load(ctx, org, commandID)
 }
 
 // enqueue queues rd, sending it at once when no batch is on its way. It
@@ -277,7 +333,7 @@ func (r *batchReads) complete(b *readBatch, err error) {
 			f := b.found[rd.subject]
 			rd.rec, rd.err = f.rec, f.err
 		}
-		close(rd.done)
+		rd.finish()
 	}
 	if next != nil {
 		r.send(next)
@@ -296,7 +352,7 @@ func (r *batchReads) close() {
 	}
 	for _, rd := range queued {
 		rd.err = ErrReadsClosed
-		close(rd.done)
+		rd.finish()
 	}
 	_ = r.sub.Unsubscribe()
 }

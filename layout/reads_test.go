@@ -207,6 +207,77 @@ func TestBatchedReadsFailures(t *testing.T) {
 	recreate()
 }
 
+// TestPrefetch: a prefetched read calls back once answered, and its Load
+// answers from it only while it is of the same record, fresh and did not
+// fail; otherwise Load reads again. Without batched reads nothing is
+// prefetched.
+func TestPrefetch(t *testing.T) {
+	_, _, js, h := newTopology(t)
+	ctx := context.Background()
+	store := layout.NewStore(h.Jobs, js)
+	if store.Prefetch("acme", "c1", func(*layout.Prefetch) { t.Error("called back without batched reads") }) {
+		t.Fatal("Prefetch without batched reads reported a read")
+	}
+	if err := store.StartBatchedReads(ctx, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer store.StopBatchedReads()
+	prefetch := func(org, id string) *layout.Prefetch {
+		t.Helper()
+		got := make(chan *layout.Prefetch, 2)
+		if !store.Prefetch(org, id, func(p *layout.Prefetch) { got <- p }) {
+			t.Fatalf("Prefetch(%s, %q) reported no read", org, id)
+		}
+		select {
+		case p := <-got:
+			return p
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Prefetch(%s, %q) never called back", org, id)
+		}
+		return nil
+	}
+	none := prefetch("acme", "c1") // before the record exists
+	if err := store.Save(ctx, ingest.Record{CommandID: "c1", Organization: "acme", Phase: ingest.PhaseDone}); err != nil {
+		t.Fatal(err)
+	}
+	found := prefetch("acme", "c1")
+	if store.Prefetch("", "c1", func(*layout.Prefetch) {}) {
+		t.Error("Prefetch of an invalid organization reported a read")
+	}
+
+	tests := []struct {
+		name     string
+		pre      *layout.Prefetch
+		org, id  string
+		maxAge   time.Duration
+		wantRead bool // the answer has the record
+	}{
+		{name: "answered with the record", pre: found, org: "acme", id: "c1", maxAge: time.Minute, wantRead: true},
+		{name: "answered before the record: its answer stands while fresh", pre: none, org: "acme", id: "c1", maxAge: time.Minute},
+		{name: "stale: read again", pre: none, org: "acme", id: "c1", maxAge: 0, wantRead: true},
+		{name: "another command: read again", pre: none, org: "acme", id: "c2"},
+		{name: "another organization: read again", pre: found, org: "globex", id: "c1"},
+		{name: "none prefetched: read", pre: nil, org: "acme", id: "c1", maxAge: time.Minute, wantRead: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.pre.Load(ctx, store, tt.org, tt.id, tt.maxAge)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got != nil) != tt.wantRead {
+				t.Errorf("Load(%s, %q) = %+v, want a record: %v", tt.org, tt.id, got, tt.wantRead)
+			}
+		})
+	}
+
+	// Reads stopped: nothing is prefetched.
+	store.StopBatchedReads()
+	if store.Prefetch("acme", "c1", func(*layout.Prefetch) {}) {
+		t.Error("Prefetch after the reads stopped reported a read")
+	}
+}
+
 // newTopology starts a server with the worker's streams and bucket and
 // connects to it.
 func newTopology(t *testing.T) (*server.Server, *nats.Conn, jetstream.JetStream, *layout.Handles) {

@@ -415,6 +415,34 @@ func TestDuplicateCommands(t *testing.T) {
 	}
 }
 
+// TestRepublishedAfterItEnded: a command published again once its job
+// ended, in a form the stream does not drop (the other accepted
+// Nats-Msg-Id, as after the stream's duplicate window), finds the done
+// record of its first job (which polled) with its first delivery's read,
+// and is only acknowledged: no second POST, no second terminal event.
+func TestRepublishedAfterItEnded(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, campaignsim.Mapping{Org: "acme", ID: "XDM44", Script: campaignsim.Script{Records: 1, Duration: campaignsim.Duration(300 * time.Millisecond)}})
+	h.start(nil)
+	h.publish("ingest.commands.acme.XDM44", `{"id":"again-1"}`, map[string]string{"Nats-Msg-Id": "acme:again-1"})
+	h.events.Terminal(t, "again-1", 20*time.Second)
+	h.publish("ingest.commands.acme.XDM44", `{"id":"again-1"}`, map[string]string{"Nats-Msg-Id": "again-1"})
+	h.settled() // the republished command left the queue
+	time.Sleep(300 * time.Millisecond)
+	if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
+		t.Errorf("POSTs = %d, want 1:%s", n, fmtCalls(h.sim.Calls()))
+	}
+	terminals := 0
+	for _, e := range h.events.For("again-1") {
+		if e.Type.Terminal() {
+			terminals++
+		}
+	}
+	if terminals != 1 {
+		t.Errorf("terminal events = %d, want 1", terminals)
+	}
+}
+
 // TestResumeAfterHandOff: a worker stopped while polling hands its job
 // back; the next worker resumes polling the same request without a second
 // POST.
