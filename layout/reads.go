@@ -150,7 +150,8 @@ func (rd *recordRead) finish() {
 	}
 }
 
-// wait waits for rd's answer.
+// wait waits for rd's answer. An answer already there (a read sent on the
+// command's arrival) is taken without touching ctx.
 func (rd *recordRead) wait(ctx context.Context) (*ingest.Record, error) {
 	select {
 	case <-rd.done:

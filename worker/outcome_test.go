@@ -401,13 +401,7 @@ func TestDuplicateCommands(t *testing.T) {
 			if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 				t.Errorf("POSTs = %d, want 1", n)
 			}
-			terminals := 0
-			for _, e := range h.events.For("dup-1") {
-				if e.Type.Terminal() {
-					terminals++
-				}
-			}
-			if terminals != 1 {
+			if terminals := countTerminal(h.events.For("dup-1")); terminals != 1 {
 				t.Errorf("terminal events = %d, want 1", terminals)
 			}
 			h.settled()
@@ -432,13 +426,7 @@ func TestRepublishedAfterItEnded(t *testing.T) {
 	if n := len(h.calls("acme", "XDM44", campaign.OpTrigger)); n != 1 {
 		t.Errorf("POSTs = %d, want 1:%s", n, fmtCalls(h.sim.Calls()))
 	}
-	terminals := 0
-	for _, e := range h.events.For("again-1") {
-		if e.Type.Terminal() {
-			terminals++
-		}
-	}
-	if terminals != 1 {
+	if terminals := countTerminal(h.events.For("again-1")); terminals != 1 {
 		t.Errorf("terminal events = %d, want 1", terminals)
 	}
 }
