@@ -185,9 +185,17 @@ func (r *rig) finish(cmds []ingest.Command, timeout time.Duration) (reliability.
 	if err := reliability.WaitDrained(ctx, r.js, timeout); err != nil {
 		r.t.Fatal(err)
 	}
-	evs, err := reliability.ReadEvents(ctx, r.js)
-	if err != nil {
-		r.t.Fatal(err)
+	// Right after a leader was lost, the events stream may not answer for
+	// a moment ("no responders"): read until it does, within 30 s.
+	var evs []ingest.Event
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		if evs, err = reliability.ReadEvents(ctx, r.js); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal(err)
+		}
 	}
 	rep := reliability.Check(cmds, evs, r.api.Sim, 1)
 	if !rep.OK() {
