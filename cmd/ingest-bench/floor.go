@@ -207,7 +207,7 @@ func newFloor(ctx context.Context, e *env, url string, fc floorConfig) (*floor, 
 		nc.Close()
 		return nil, err
 	}
-	return &floor{nc: nc, js: js, cons: cons, hc: &http.Client{Transport: fc.tr, Timeout: 10 * time.Second}, token: tok, api: e.simURL}, nil
+	return &floor{nc: nc, js: js, cons: cons, hc: &http.Client{Transport: fc.tr, Timeout: 10 * time.Second}, token: tok, api: e.sim.url}, nil
 }
 
 // run pulls commands (as many buffered as there are goroutines) into

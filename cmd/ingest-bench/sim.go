@@ -19,7 +19,7 @@ func (e *env) putMappings(ms []campaignsim.Mapping) error {
 	if err != nil {
 		return err
 	}
-	resp, err := e.hc.Post(e.simURL+"/_sim/mappings", "application/json", bytes.NewReader(b))
+	resp, err := e.hc.Post(e.sim.url+"/_sim/mappings", "application/json", bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func (e *env) calls(op string) ([]campaignsim.Call, error) {
 // callsOf reads the simulator's call log, filtered by q (op, org,
 // mapping, requestId).
 func (e *env) callsOf(q url.Values) ([]campaignsim.Call, error) {
-	resp, err := e.hc.Get(e.simURL + "/_sim/calls?" + q.Encode())
+	resp, err := e.hc.Get(e.sim.url + "/_sim/calls?" + q.Encode())
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (e *env) addClients(cs []campaignsim.Client) error {
 	if err != nil {
 		return err
 	}
-	resp, err := e.hc.Post(e.simURL+"/_sim/clients", "application/json", bytes.NewReader(b))
+	resp, err := e.hc.Post(e.sim.url+"/_sim/clients", "application/json", bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func (e *env) addClients(cs []campaignsim.Client) error {
 }
 
 func (e *env) resetCalls() error {
-	req, _ := http.NewRequest(http.MethodDelete, e.simURL+"/_sim/calls", nil)
+	req, _ := http.NewRequest(http.MethodDelete, e.sim.url+"/_sim/calls", nil)
 	resp, err := e.hc.Do(req)
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func (e *env) resetCalls() error {
 // token gets one access token from the simulator's IMS endpoint.
 func (e *env) token() (string, error) {
 	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {campaignsim.DemoClientID}, "client_secret": {campaignsim.DemoClientSecret}}
-	resp, err := e.hc.PostForm(e.simURL+"/ims/token/v3", form)
+	resp, err := e.hc.PostForm(e.sim.url+"/ims/token/v3", form)
 	if err != nil {
 		return "", err
 	}
@@ -123,7 +123,7 @@ func (e *env) waitChecked(ctx context.Context, n int) error {
 
 // checkedMappings adds the mappings of the call log's status calls to seen.
 func (e *env) checkedMappings(seen map[string]bool) error {
-	resp, err := e.hc.Get(e.simURL + "/_sim/calls?" + url.Values{"op": {"status"}}.Encode())
+	resp, err := e.hc.Get(e.sim.url + "/_sim/calls?" + url.Values{"op": {"status"}}.Encode())
 	if err != nil {
 		return err
 	}

@@ -14,95 +14,106 @@ import (
 	"github.com/acme/campaign-ingest/layout"
 )
 
-// throughputMappings returns the mapping of command i: one instant
-// mapping for all, or with -duration one mapping per command (a mapping runs
-// one request at a time).
-func (e *env) throughputMappings(mode string) (func(int) string, error) {
+// throughputMappings returns the mapping of command i and the mappings to
+// put in the simulator: the instant mapping every simulator starts with,
+// or with -duration one mapping per command (a mapping runs one request at
+// a time).
+func (e *env) throughputMappings(mode string) (func(int) string, []campaignsim.Mapping) {
 	if e.o.duration <= 0 {
-		return func(int) string { return "INSTANT" }, e.putMappings([]campaignsim.Mapping{{Org: benchOrg, ID: "INSTANT", Script: campaignsim.Script{Records: 1}}})
+		return func(int) string { return "INSTANT" }, nil
 	}
 	ms := make([]campaignsim.Mapping, e.o.n)
 	for i := range ms {
 		ms[i] = campaignsim.Mapping{Org: benchOrg, ID: fmt.Sprintf("T%s%06d", mode, i),
 			Script: campaignsim.Script{Records: 1, Duration: campaignsim.Duration(e.o.duration)}}
 	}
-	return func(i int) string { return ms[i].ID }, e.putMappings(ms)
+	return func(i int) string { return ms[i].ID }, ms
 }
 
-// throughputPhase runs the worker and the floor -runs times, each on a
-// fresh server of one fsync mode, and adds the median and range of every
-// figure to t. A warm-up pair of a fifth of the commands comes first, not
-// counted: the first jobs of a process pay for growing its heap, stacks and
-// connection pools, which would fall on whichever side runs first. Then
-// the order alternates (worker first in even runs, floor first in odd
-// ones), so that neither side always inherits the process and machine
-// state the other left. With -duration only the worker runs: the floor is
-// defined for instant ingestions.
+// throughputPhase runs the worker and the floor -runs times, each segment
+// of a run on a fresh server of one fsync mode and a fresh simulator, and
+// adds the median and range of every figure to t. A warm-up pair of a
+// fifth of the commands comes first, not counted: the first jobs of a
+// process pay for growing its heap, stacks and connection pools, which
+// would fall on whichever side runs first. A run is -segments segments
+// of each side, of -n / -segments commands each, in the order
+// segmentOrder gives, and each side's figures are of its segments
+// together. With -duration only the worker runs: the floor is defined for
+// instant ingestions.
 func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *os.File) error {
 	load := loadAvg()
 	if e.o.duration <= 0 {
 		warm := *e
 		warm.o.n = max(e.o.n/5, 1)
-		mapping, err := warm.throughputMappings(mode + "warm")
-		if err != nil {
+		mapping, ms := warm.throughputMappings(mode + "warm")
+		if err := warm.freshSim(ms); err != nil {
 			return err
 		}
 		if _, err := throughputWorker(ctx, &warm, mode, mapping, nil); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
+		}
+		if err := warm.freshSim(ms); err != nil {
+			return err
 		}
 		if _, err := throughputFloor(ctx, &warm, mode, mapping, nil); err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	var workers, floors []result
+	floorProf := prof != nil // the floor's profile, of its first segment
+	seg := *e
+	seg.o.n = max(e.o.n/max(e.o.segments, 1), 1)
 	for run := range max(e.o.runs, 1) {
-		if run > 0 {
-			prof = nil // the profile is of the first run
-		}
-		mapping, err := e.throughputMappings(fmt.Sprintf("%s%d", mode, run))
-		if err != nil {
-			return err
-		}
+		mapping, ms := seg.throughputMappings(fmt.Sprintf("%s%d", mode, run))
+		var ws, fs []result
 		runWorker := func() error {
-			wr, err := throughputWorker(ctx, e, mode, mapping, prof)
+			if err := seg.freshSim(ms); err != nil {
+				return err
+			}
+			wr, err := throughputWorker(ctx, &seg, mode, mapping, prof)
+			prof = nil // the profile is of the first segment
 			if err != nil {
 				return err
 			}
-			workers = append(workers, wr)
-			fmt.Printf("throughput %s run %d: worker %s\n", mode, run+1, wr)
+			ws = append(ws, wr)
 			return nil
 		}
 		runFloor := func() error {
-			var floorProf *os.File
-			if prof != nil {
-				if floorProf, err = os.Create(prof.Name() + ".floor"); err != nil {
+			if err := seg.freshSim(ms); err != nil {
+				return err
+			}
+			var fp *os.File
+			if floorProf {
+				var err error
+				if fp, err = os.Create(e.o.cpuProfile + ".floor"); err != nil {
 					return err
 				}
+				floorProf = false
 			}
-			fr, err := throughputFloor(ctx, e, mode, mapping, floorProf)
+			fr, err := throughputFloor(ctx, &seg, mode, mapping, fp)
 			if err != nil {
 				return err
 			}
-			floors = append(floors, fr)
-			fmt.Printf("throughput %s run %d: floor  %s\n", mode, run+1, fr)
+			fs = append(fs, fr)
 			return nil
 		}
-		steps := []func() error{runWorker, runFloor}
-		if e.o.duration > 0 {
-			steps = steps[:1]
-		} else if run%2 == 1 {
-			steps[0], steps[1] = steps[1], steps[0]
-		}
-		for _, step := range steps {
+		for _, step := range segmentOrder(run, max(e.o.segments, 1), e.o.duration > 0, runWorker, runFloor) {
 			if err := step(); err != nil {
 				return err
 			}
 		}
-		if len(floors) > run {
-			fmt.Printf("throughput %s run %d: worker / floor %.2f\n", mode, run+1, workers[run].rate/floors[run].rate)
+		workers = append(workers, merge(ws))
+		fmt.Printf("throughput %s run %d: worker %s\n", mode, run+1, workers[run])
+		if len(fs) > 0 {
+			floors = append(floors, merge(fs))
+			fmt.Printf("throughput %s run %d: floor  %s\n", mode, run+1, floors[run])
+			fmt.Printf("throughput %s run %d: worker / floor %.2f (segments: %s)\n", mode, run+1, workers[run].rate/floors[run].rate, segmentRates(ws, fs))
 		}
 	}
 	cmds := fmt.Sprintf("%d cmds", e.o.n)
+	if e.o.segments > 1 {
+		cmds += fmt.Sprintf(" in %d segments", e.o.segments)
+	}
 	if e.o.duration > 0 {
 		cmds += " of " + e.o.duration.String()
 	}
@@ -142,6 +153,66 @@ func throughputPhase(ctx context.Context, e *env, t *table, mode string, prof *o
 		t.add(label, s.name+": NATS bytes / job (in / out)", joinSpreads("%.0f", trafficColumn(s.rs, traffic.bytes)...), "", "-")
 	}
 	return nil
+}
+
+// segmentOrder is the order of a run's segments, n of each side: pairs
+// alternating in order (worker then floor, then floor then worker, …; the
+// other way round in odd runs), so that a machine that speeds up or slows
+// down steadily over a run weighs on both sides alike (with n = 2: W F F
+// W), and neither side always inherits the process and machine state the
+// other left. workerOnly: the worker's n segments.
+func segmentOrder(run, n int, workerOnly bool, worker, floor func() error) []func() error {
+	var steps []func() error
+	for k := range n {
+		if workerOnly {
+			steps = append(steps, worker)
+			continue
+		}
+		if (k+run)%2 == 0 {
+			steps = append(steps, worker, floor)
+		} else {
+			steps = append(steps, floor, worker)
+		}
+	}
+	return steps
+}
+
+// merge is the figures of segments of equal commands taken together: the
+// rate of all their commands over all their time, the mean of the figures
+// per job.
+func merge(rs []result) result {
+	if len(rs) == 1 {
+		return rs[0]
+	}
+	var m result
+	var secondsPerJob float64
+	f := float64(len(rs))
+	for _, r := range rs {
+		secondsPerJob += 1 / r.rate
+		for p := range 3 {
+			m.cpu[p] += r.cpu[p] / f
+			m.syscalls[p] += r.syscalls[p] / f
+		}
+		m.traffic.inMsgs += r.traffic.inMsgs / f
+		m.traffic.outMsgs += r.traffic.outMsgs / f
+		m.traffic.inBytes += r.traffic.inBytes / f
+		m.traffic.outBytes += r.traffic.outBytes / f
+		m.allocs.objects += r.allocs.objects / f
+		m.allocs.bytes += r.allocs.bytes / f
+		m.allocs.gcs += r.allocs.gcs / f
+	}
+	m.rate = f / secondsPerJob
+	m.writes = rs[len(rs)-1].writes
+	return m
+}
+
+// segmentRates lists each segment's worker / floor ratio, in order.
+func segmentRates(ws, fs []result) string {
+	var out []string
+	for i := range min(len(ws), len(fs)) {
+		out = append(out, fmt.Sprintf("%.2f", ws[i].rate/fs[i].rate))
+	}
+	return strings.Join(out, ", ")
 }
 
 // result is one throughput run.
@@ -206,7 +277,7 @@ type meters struct {
 }
 
 func startMeters(e *env, ns *natsRun) meters {
-	return meters{cpu: startCPU(ns.pid, e.sim.cmd.Process.Pid), traffic: startTraffic(ns.monitor), allocs: readAllocs()}
+	return meters{cpu: startCPU(ns.pid, e.sim.c.cmd.Process.Pid), traffic: startTraffic(ns.monitor), allocs: readAllocs()}
 }
 
 // result returns the run's figures for n jobs that took from start to end
