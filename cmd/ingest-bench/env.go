@@ -111,6 +111,7 @@ func (e *env) workerConfig(natsURL string, maxInFlight int) worker.Config {
 	cfg.IMS.ClientID, cfg.IMS.ClientSecret = campaignsim.DemoClientID, campaignsim.DemoClientSecret
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.MaxInFlight = maxInFlight
+	cfg.NATS.CoalesceWrites = e.o.coalesce
 	return cfg
 }
 

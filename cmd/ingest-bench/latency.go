@@ -21,8 +21,8 @@ import (
 // command so that the simulator's call log names the command, and measures
 // publish → POST seen by the simulator, terminal status served (the GET
 // that answered terminal) → terminal event received from the events
-// stream, and publish → terminal event received. It then measures the last
-// one for the floor, on a fresh server, at the same rate. With -runs N it
+// stream, and publish → terminal event received. It then measures the
+// same for the floor, on a fresh server, at the same rate. With -runs N it
 // makes N such pairs, worker first in even runs and floor first in odd
 // ones, each on fresh mappings, and gives each figure as median
 // [min–max]: a p99 of a few seconds moves by more than the gap it
@@ -47,8 +47,10 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	p50p99 := func(f func(latencyFigures) [2]time.Duration) string {
 		return joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return f(r)[0] }), ms(func(r latencyFigures) time.Duration { return f(r)[1] }))
 	}
-	t.add(label, "publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toPost }), "p99 ≤ 5ms", load)
-	t.add(label, "terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toEvent }), "p99 ≤ 5ms", "-")
+	t.add(label, "worker: publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toPost }), "p99 ≤ 5ms", load)
+	t.add(label, "floor: publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floorToPost }), "", "-")
+	t.add(label, "worker: terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toEvent }), "p99 ≤ 5ms", "-")
+	t.add(label, "floor: terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floorToEvent }), "", "-")
 	t.add(label, "worker: publish → terminal event, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.worker }), "", "-")
 	t.add(label, "floor: publish → terminal event, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floor }), "", "-")
 	t.add(label, "worker p99 − floor p99 (ms), per run", spread("%.2f", ms(func(r latencyFigures) time.Duration { return r.worker[1] - r.floor[1] })), "≤ 2ms", "-")
@@ -60,14 +62,15 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 // measure, and the p99s without the first second's commands (a fresh
 // process's first jobs grow its connections, stacks and heap).
 type latencyFigures struct {
-	toPost, toEvent, worker, floor [2]time.Duration
-	workerWarm, floorWarm          time.Duration
+	toPost, toEvent, floorToPost, floorToEvent, worker, floor [2]time.Duration
+	workerWarm, floorWarm                                     time.Duration
 }
 
 func (f latencyFigures) String() string {
 	r := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
-	return fmt.Sprintf("publish → terminal p50 / p99 worker %s / %s, floor %s / %s, p99 difference %s (%s after the first second)",
-		r(f.worker[0]), r(f.worker[1]), r(f.floor[0]), r(f.floor[1]), r(f.worker[1]-f.floor[1]), r(f.workerWarm-f.floorWarm))
+	return fmt.Sprintf("publish → terminal p50 / p99 worker %s / %s, floor %s / %s, p99 difference %s (%s after the first second); publish → POST worker %s / %s, floor %s / %s; terminal GET → event worker %s / %s, floor %s / %s",
+		r(f.worker[0]), r(f.worker[1]), r(f.floor[0]), r(f.floor[1]), r(f.worker[1]-f.floor[1]), r(f.workerWarm-f.floorWarm),
+		r(f.toPost[0]), r(f.toPost[1]), r(f.floorToPost[0]), r(f.floorToPost[1]), r(f.toEvent[0]), r(f.toEvent[1]), r(f.floorToEvent[0]), r(f.floorToEvent[1]))
 }
 
 // latencyPair makes one latency run of the worker and one of the floor
@@ -80,13 +83,10 @@ func latencyPair(ctx context.Context, e *env, mode, tag string, n int, floorFirs
 	if err := e.putMappings(ms); err != nil {
 		return latencyFigures{}, err
 	}
-	var wr, fr latencyTimes
+	var w, f latencySide
 	runWorker := func() error {
-		if err := e.resetCalls(); err != nil {
-			return err
-		}
 		var err error
-		wr, err = latencyRun(ctx, e, mode, ms, "lat"+tag, func(url string) (func() error, error) {
+		w, err = latencyRun(ctx, e, mode, ms, "lat"+tag, func(url string) (func() error, error) {
 			w, err := startWorker(ctx, e.workerConfig(url, e.o.concurrency))
 			if err != nil {
 				return nil, err
@@ -98,18 +98,9 @@ func latencyPair(ctx context.Context, e *env, mode, tag string, n int, floorFirs
 		}
 		return nil
 	}
-	var triggers, statuses []campaignsim.Call
-	readCalls := func() error {
-		var err error
-		if triggers, err = e.calls("trigger"); err != nil {
-			return err
-		}
-		statuses, err = e.calls("status")
-		return err
-	}
 	runFloor := func() error {
 		var err error
-		fr, err = latencyRun(ctx, e, mode, ms, "latf"+tag, func(url string) (func() error, error) {
+		f, err = latencyRun(ctx, e, mode, ms, "latf"+tag, func(url string) (func() error, error) {
 			return startFloor(ctx, e, url, e.instantFloor())
 		})
 		if err != nil {
@@ -117,42 +108,56 @@ func latencyPair(ctx context.Context, e *env, mode, tag string, n int, floorFirs
 		}
 		return nil
 	}
-	steps := []func() error{runWorker, readCalls, runFloor}
+	steps := []func() error{runWorker, runFloor}
 	if floorFirst {
-		steps = []func() error{runFloor, runWorker, readCalls}
+		steps[0], steps[1] = steps[1], steps[0]
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return latencyFigures{}, err
 		}
 	}
-	index := make(map[string]int, n)
-	for i, m := range ms {
-		index[m.ID] = i
-	}
-	var toPost, toEvent []time.Duration
-	for _, c := range triggers {
-		if i, ok := index[c.Mapping]; ok {
-			toPost = append(toPost, c.Time.Sub(wr.published[i]))
-		}
-	}
-	for _, c := range statuses {
-		if !campaign.Status(c.Status).Terminal() {
-			continue
-		}
-		if at, ok := wr.received[c.Mapping]; ok {
-			toEvent = append(toEvent, at.Sub(c.Time))
-		}
-	}
 	p := func(ds []time.Duration) [2]time.Duration {
 		return [2]time.Duration{quantile(ds, 0.50), quantile(ds, 0.99)}
 	}
+	wPost, wEvent := w.apiLatency(ms)
+	fPost, fEvent := f.apiLatency(ms)
 	skip := min(e.o.rate, n/2)
 	return latencyFigures{
-		toPost: p(toPost), toEvent: p(toEvent),
-		worker: p(wr.endToEnd(ms, 0)), floor: p(fr.endToEnd(ms, 0)),
-		workerWarm: quantile(wr.endToEnd(ms[skip:], skip), 0.99), floorWarm: quantile(fr.endToEnd(ms[skip:], skip), 0.99),
+		toPost: p(wPost), toEvent: p(wEvent), floorToPost: p(fPost), floorToEvent: p(fEvent),
+		worker: p(w.endToEnd(ms, 0)), floor: p(f.endToEnd(ms, 0)),
+		workerWarm: quantile(w.endToEnd(ms[skip:], skip), 0.99), floorWarm: quantile(f.endToEnd(ms[skip:], skip), 0.99),
 	}, nil
+}
+
+// latencySide is one side's latency run: its times, and the simulator's
+// trigger and status calls made during it.
+type latencySide struct {
+	latencyTimes
+	triggers, statuses []campaignsim.Call
+}
+
+// apiLatency is publish → POST seen by the simulator and terminal status
+// served → terminal event received, of every command of ms.
+func (s latencySide) apiLatency(ms []campaignsim.Mapping) (toPost, toEvent []time.Duration) {
+	index := make(map[string]int, len(ms))
+	for i, m := range ms {
+		index[m.ID] = i
+	}
+	for _, c := range s.triggers {
+		if i, ok := index[c.Mapping]; ok {
+			toPost = append(toPost, c.Time.Sub(s.published[i]))
+		}
+	}
+	for _, c := range s.statuses {
+		if !campaign.Status(c.Status).Terminal() {
+			continue
+		}
+		if at, ok := s.received[c.Mapping]; ok {
+			toEvent = append(toEvent, at.Sub(c.Time))
+		}
+	}
+	return toPost, toEvent
 }
 
 // latencyTimes is when each command of a latency run was published (by
@@ -178,35 +183,38 @@ func (lt latencyTimes) endToEnd(ms []campaignsim.Mapping, first int) []time.Dura
 // floor, which must have created the streams when it returns), publishes
 // one command per mapping of ms at e.o.rate with ids prefix-<i>, and
 // waits for every terminal event. An error of stop is the run's.
-func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mapping, prefix string, start func(url string) (stop func() error, err error)) (lt latencyTimes, err error) {
+func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mapping, prefix string, start func(url string) (stop func() error, err error)) (side latencySide, err error) {
 	n := len(ms)
+	if err := e.resetCalls(); err != nil {
+		return latencySide{}, err
+	}
 	ns, err := e.natsServer(mode)
 	if err != nil {
-		return latencyTimes{}, err
+		return latencySide{}, err
 	}
 	defer ns.stop()
 	stop, err := start(ns.url)
 	if err != nil {
-		return latencyTimes{}, err
+		return latencySide{}, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
 	nc, js, err := connect(ns.url)
 	if err != nil {
-		return latencyTimes{}, err
+		return latencySide{}, err
 	}
 	defer nc.Close()
 
 	// Terminal events as a downstream subscriber sees them: from the stream.
 	stream, err := js.Stream(ctx, layout.EventStream)
 	if err != nil {
-		return latencyTimes{}, err
+		return latencySide{}, err
 	}
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
 	if err != nil {
-		return latencyTimes{}, err
+		return latencySide{}, err
 	}
 	var mu sync.Mutex
-	lt = latencyTimes{published: make([]time.Time, n), received: make(map[string]time.Time, n)}
+	lt := latencyTimes{published: make([]time.Time, n), received: make(map[string]time.Time, n)}
 	all := make(chan struct{})
 	cc, err := oc.Consume(func(m jetstream.Msg) {
 		at := time.Now()
@@ -226,7 +234,7 @@ func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mappi
 		}
 	})
 	if err != nil {
-		return latencyTimes{}, err
+		return latencySide{}, err
 	}
 	defer cc.Stop()
 
@@ -238,19 +246,26 @@ func latencyRun(ctx context.Context, e *env, mode string, ms []campaignsim.Mappi
 		}
 		lt.published[i] = time.Now()
 		if _, err := js.PublishMsgAsync(commandMsg(benchOrg, fmt.Sprintf("%s-%d", prefix, i), ms[i].ID), jetstream.WithStallWait(time.Minute)); err != nil {
-			return latencyTimes{}, err
+			return latencySide{}, err
 		}
 	}
 	select {
 	case <-all:
 	case <-ctx.Done():
-		return latencyTimes{}, ctx.Err()
+		return latencySide{}, ctx.Err()
 	case <-time.After(e.o.timeout):
-		return latencyTimes{}, fmt.Errorf("timed out waiting for terminal events")
+		return latencySide{}, fmt.Errorf("timed out waiting for terminal events")
 	}
 	mu.Lock()
-	defer mu.Unlock()
-	return lt, nil
+	side.latencyTimes = lt
+	mu.Unlock()
+	if side.triggers, err = e.calls("trigger"); err != nil {
+		return latencySide{}, err
+	}
+	if side.statuses, err = e.calls("status"); err != nil {
+		return latencySide{}, err
+	}
+	return side, nil
 }
 
 // quantile is the q quantile of ds (sorted in place); 0 when empty.

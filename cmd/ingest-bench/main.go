@@ -39,6 +39,7 @@ type options struct {
 	n            int
 	runs         int
 	segments     int
+	coalesce     bool
 	fairShare    bool
 	fairBacklog  int
 	concurrency  int
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 20000, "commands per throughput run")
 	flag.IntVar(&o.runs, "runs", 1, "throughput runs per fsync mode (worker and floor alternately); the table gives the median [min–max]")
 	flag.IntVar(&o.segments, "segments", 2, "segments of each side per throughput run, of -n / -segments commands each, in pairs of alternating order (2: worker, floor, floor, worker)")
+	flag.BoolVar(&o.coalesce, "coalesce", worker.DefaultConfig().NATS.CoalesceWrites, "the worker's INGEST_NATS_COALESCE_WRITES")
 	flag.BoolVar(&o.fairShare, "fairshare", false, "run only the fair-share scenario (-phases fairshare): acme's backlog, then one globex command; -runs times")
 	flag.IntVar(&o.fairBacklog, "fair-backlog", 5000, "acme commands (30 s ingestions) queued in front of globex's in the fair-share scenario")
 	flag.IntVar(&o.concurrency, "c", 100, "jobs in flight (INGEST_MAX_IN_FLIGHT) of the throughput and latency runs, and the floor's goroutines")
