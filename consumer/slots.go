@@ -72,11 +72,18 @@ func (s *slots) expect() {
 	s.mu.Unlock()
 }
 
-// arrived admits a command counted by expect.
+// arrived admits a command counted by expect. One that parks leaves room
+// to pull that was not there, so it wakes waitRelease: the pull loop may
+// be waiting on that room, and with every slot of the organizations that
+// have commands held by long ingestions, no release would come to wake it
+// (another organization's command behind the parked ones waited for the
+// end of a 30 s ingestion).
 func (s *slots) arrived(org string, cmd parkedCmd) {
 	s.mu.Lock()
 	s.arriving--
-	s.admitLocked(org, cmd)
+	if s.admitLocked(org, cmd) {
+		s.notify()
+	}
 }
 
 func (s *slots) used() (running, parked int) {
@@ -98,18 +105,19 @@ func (s *slots) admit(org string, cmd parkedCmd) {
 	s.admitLocked(org, cmd)
 }
 
-// admitLocked is admit with the lock held; it unlocks.
-func (s *slots) admitLocked(org string, cmd parkedCmd) {
+// admitLocked is admit with the lock held; it unlocks. It reports whether
+// cmd was parked.
+func (s *slots) admitLocked(org string, cmd parkedCmd) (parked bool) {
 	if s.closed {
 		s.mu.Unlock()
 		cmd.giveBack()
-		return
+		return false
 	}
 	if s.running < s.max && s.perOrg[org] < s.limit(org) {
 		s.take(org)
 		s.mu.Unlock()
 		cmd.start()
-		return
+		return false
 	}
 	if len(s.parked[org]) == 0 {
 		s.turn = append(s.turn, org)
@@ -117,6 +125,7 @@ func (s *slots) admitLocked(org string, cmd parkedCmd) {
 	s.parked[org] = append(s.parked[org], cmd)
 	s.nParked++
 	s.mu.Unlock()
+	return true
 }
 
 func (s *slots) limit(org string) int {

@@ -105,3 +105,35 @@ func TestSlotsArriving(t *testing.T) {
 		t.Errorf("given back at once %v, want %v: it arrived after drain", givenBack, want)
 	}
 }
+
+// TestSlotsArrivedParkedWakes: a command that parks when its record read
+// has come gives back the room it held, and wakes the pull loop waiting on
+// it; one that takes a slot changes no room and wakes nothing.
+func TestSlotsArrivedParkedWakes(t *testing.T) {
+	s := newSlots(4, 10, shares{"acme": 1})
+	noop := parkedCmd{start: func() {}, giveBack: func() {}}
+	woken := func() bool {
+		select {
+		case <-s.released:
+			return true
+		default:
+			return false
+		}
+	}
+	s.expect()
+	s.expect()
+	s.arrived("acme", noop) // acme's one slot
+	if woken() {
+		t.Error("a command that took a slot woke the pull loop")
+	}
+	if room := s.room(); room != 2 {
+		t.Errorf("room %d with one running and one arriving of 4, want 2", room)
+	}
+	s.arrived("acme", noop) // over acme's share: parked
+	if !woken() {
+		t.Error("a command that parked on arrival did not wake the pull loop")
+	}
+	if room := s.room(); room != 3 {
+		t.Errorf("room %d with one running and one parked of 4, want 3", room)
+	}
+}
