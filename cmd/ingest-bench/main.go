@@ -73,7 +73,7 @@ func main() {
 	flag.IntVar(&o.memJobs, "mem-jobs", 10000, "jobs waiting on long ingestions in the memory phase")
 	flag.IntVar(&o.rate, "rate", 500, "commands per second of the latency phase")
 	flag.DurationVar(&o.latencyFor, "latency-for", 10*time.Second, "length of the latency phase")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker throughput run (of the first -fsync mode) to this file, and of the floor's to this file + \".floor\"; the allocations of the run go to this file + \".allocs\" (and \".allocs0\", its base for pprof -diff_base)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first worker throughput segment (of the first -fsync mode) to this file, and of the floor's first segment to this file + \".floor\"; the allocations of the segment go to this file + \".allocs\" (and \".allocs0\", its base for pprof -diff_base)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile taken with the memory phase's jobs in flight to this file")
 	flag.DurationVar(&o.timeout, "timeout", 5*time.Minute, "give up a run after this long")
 	flag.Parse()
