@@ -47,10 +47,10 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 	p50p99 := func(f func(latencyFigures) [2]time.Duration) string {
 		return joinSpreads("%.2f", ms(func(r latencyFigures) time.Duration { return f(r)[0] }), ms(func(r latencyFigures) time.Duration { return f(r)[1] }))
 	}
-	t.add(label, "worker: publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toPost }), "p99 ≤ 5ms", load)
-	t.add(label, "floor: publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floorToPost }), "", "-")
-	t.add(label, "worker: terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.toEvent }), "p99 ≤ 5ms", "-")
-	t.add(label, "floor: terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floorToEvent }), "", "-")
+	t.add(label, "worker: publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.workerPost }), "p99 ≤ 5ms", load)
+	t.add(label, "floor: publish → POST seen, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floorPost }), "", "-")
+	t.add(label, "worker: terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.workerEvent }), "p99 ≤ 5ms", "-")
+	t.add(label, "floor: terminal GET → event received, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floorEvent }), "", "-")
 	t.add(label, "worker: publish → terminal event, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.worker }), "", "-")
 	t.add(label, "floor: publish → terminal event, p50 / p99 (ms)", p50p99(func(r latencyFigures) [2]time.Duration { return r.floor }), "", "-")
 	t.add(label, "worker p99 − floor p99 (ms), per run", spread("%.2f", ms(func(r latencyFigures) time.Duration { return r.worker[1] - r.floor[1] })), "≤ 2ms", "-")
@@ -59,18 +59,20 @@ func latencyPhase(ctx context.Context, e *env, t *table, mode string) error {
 }
 
 // latencyFigures are one latency pair's p50 and p99 ([2]) of each
-// measure, and the p99s without the first second's commands (a fresh
-// process's first jobs grow its connections, stacks and heap).
+// measure, per side: Post is publish → POST seen, Event terminal GET →
+// event received, and worker and floor publish → terminal event; and the
+// p99s of the last without the first second's commands (a fresh process's
+// first jobs grow its connections, stacks and heap).
 type latencyFigures struct {
-	toPost, toEvent, floorToPost, floorToEvent, worker, floor [2]time.Duration
-	workerWarm, floorWarm                                     time.Duration
+	workerPost, workerEvent, floorPost, floorEvent, worker, floor [2]time.Duration
+	workerWarm, floorWarm                                         time.Duration
 }
 
 func (f latencyFigures) String() string {
 	r := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
 	return fmt.Sprintf("publish → terminal p50 / p99 worker %s / %s, floor %s / %s, p99 difference %s (%s after the first second); publish → POST worker %s / %s, floor %s / %s; terminal GET → event worker %s / %s, floor %s / %s",
 		r(f.worker[0]), r(f.worker[1]), r(f.floor[0]), r(f.floor[1]), r(f.worker[1]-f.floor[1]), r(f.workerWarm-f.floorWarm),
-		r(f.toPost[0]), r(f.toPost[1]), r(f.floorToPost[0]), r(f.floorToPost[1]), r(f.toEvent[0]), r(f.toEvent[1]), r(f.floorToEvent[0]), r(f.floorToEvent[1]))
+		r(f.workerPost[0]), r(f.workerPost[1]), r(f.floorPost[0]), r(f.floorPost[1]), r(f.workerEvent[0]), r(f.workerEvent[1]), r(f.floorEvent[0]), r(f.floorEvent[1]))
 }
 
 // latencyPair makes one latency run of the worker and one of the floor
@@ -124,7 +126,7 @@ func latencyPair(ctx context.Context, e *env, mode, tag string, n int, floorFirs
 	fPost, fEvent := f.apiLatency(ms)
 	skip := min(e.o.rate, n/2)
 	return latencyFigures{
-		toPost: p(wPost), toEvent: p(wEvent), floorToPost: p(fPost), floorToEvent: p(fEvent),
+		workerPost: p(wPost), workerEvent: p(wEvent), floorPost: p(fPost), floorEvent: p(fEvent),
 		worker: p(w.endToEnd(ms, 0)), floor: p(f.endToEnd(ms, 0)),
 		workerWarm: quantile(w.endToEnd(ms[skip:], skip), 0.99), floorWarm: quantile(f.endToEnd(ms[skip:], skip), 0.99),
 	}, nil
